@@ -1,0 +1,32 @@
+"""The settings and service objects a command uses, built once per process."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from shared.config import get_settings
+
+
+@lru_cache(maxsize=1)
+def backends(start_stack: bool = False):
+    """Backends for the resolved settings; with ``start_stack`` the embedded stack is started if needed."""
+    from services import stack  # noqa: PLC0415
+    from services.backends import Backends  # noqa: PLC0415
+
+    settings = get_settings()
+    if start_stack:
+        settings = stack.up(settings)
+    else:
+        settings = stack.resolve(settings)
+    return Backends(settings)
+
+
+def job_service(start_stack: bool = False):
+    from services.jobs import JobService  # noqa: PLC0415
+
+    return JobService(backends(start_stack))
+
+
+def model_service():
+    from services.models import ModelService  # noqa: PLC0415
+
+    return ModelService(backends())

@@ -1,0 +1,54 @@
+"""The ``kiln`` command. Parsing and rendering only: the work happens in services/.
+
+Every user mistake ends as one line on stderr and an exit code: 2 for usage and validation errors,
+1 for not-found and failed jobs, 3 when a backing service is unreachable. Never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cli.jobs import cancel, jobs, logs, status
+from cli.models import models
+from cli.query import analogy, eval_cmd, similar
+from cli.stack import db, doctor, down, up
+from cli.submit import submit
+from shared.errors import KilnError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kiln", prog_name="kiln")
+def kiln() -> None:
+    """kiln: train word2vec and CNN models on a Ray cluster, with a queue and a model registry."""
+
+
+for command in (up, down, doctor, db, submit, jobs, status, logs, cancel, models, similar, analogy, eval_cmd):
+    kiln.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        kiln.main(args=argv, prog_name="kiln", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:  # usage errors: one line, exit 2
+        msg = e.format_message().replace("\n", " ")
+        click.echo(f"error: {msg}", err=True)
+        sys.exit(e.exit_code if e.exit_code else 2)
+    except KilnError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""kiln similar / analogy / eval: questions asked of a registered model."""
+from __future__ import annotations
+
+import click
+
+from cli.render import emit_json
+
+
+def _svc():
+    from cli.context import model_service  # noqa: PLC0415
+
+    return model_service()
+
+
+def _print_neighbours(pairs, as_json: bool) -> None:
+    if as_json:
+        emit_json([{"word": w, "similarity": round(float(s), 6)} for w, s in pairs])
+        return
+    for w, s in pairs:
+        click.echo(f"{s:8.4f}  {w}")
+
+
+@click.command()
+@click.argument("model", metavar="MODEL[:VERSION]")
+@click.argument("word")
+@click.option("--top", type=click.IntRange(1, 10000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def similar(model: str, word: str, top: int, as_json: bool) -> None:
+    """The words nearest to WORD (cosine similarity)."""
+    _print_neighbours(_svc().similar(model, word, top), as_json)
+
+
+@click.command()
+@click.argument("model", metavar="MODEL[:VERSION]")
+@click.argument("a")
+@click.argument("b")
+@click.argument("c")
+@click.option("--top", type=click.IntRange(1, 10000), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def analogy(model: str, a: str, b: str, c: str, top: int, as_json: bool) -> None:
+    """A is to B as C is to ? (3CosAdd: nearest to B - A + C)."""
+    _print_neighbours(_svc().analogy(model, a, b, c, top), as_json)
+
+
+@click.command("eval")
+@click.argument("model", metavar="MODEL[:VERSION]")
+@click.option("--analogies", type=str, default=None, help="questions-words file (3CosAdd, top 30,000 words)")
+@click.option("--similarity", type=str, default=None, help="word pairs with human scores (Spearman)")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(model: str, analogies: str | None, similarity: str | None, as_json: bool) -> None:
+    """Evaluate a word2vec model; the results are recorded as the version's metrics."""
+    res = _svc().evaluate(model, analogies=analogies, similarity=similarity)
+    if as_json:
+        emit_json(res)
+        return
+    click.echo(f"{res['model']}")
+    if "analogies" in res:
+        a = res["analogies"]
+        click.echo(f"  analogy accuracy     {a['accuracy']:.4f}  ({a['correct']}/{a['total']})")
+    if "similarity" in res:
+        s = res["similarity"]
+        click.echo(f"  similarity Spearman  {s['spearman']:.4f}  ({s.get('pairs', '?')} pairs, {s.get('oov', 0)} out of vocabulary)")

@@ -1,0 +1,217 @@
+"""The job service: submit, list, inspect, cancel and follow jobs (the Python API behind the CLI).
+
+A submitted job is written to SQL (the durable record) and to Redis (its live hash and its place in
+the priority queue) as one unit: the SQL transaction commits only after the Redis writes succeeded.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+from services.backends import Backends
+from services.queue import JobQueue
+from shared import keys
+from shared.errors import InvalidParameter, NotFound
+from shared.specs import JobSpec, build_spec
+from shared.states import JobState
+
+
+def new_job_id() -> str:
+    return "job-" + secrets.token_hex(4)
+
+
+def _iso(ts: float | datetime | None) -> str | None:
+    if ts is None:
+        return None
+    if isinstance(ts, datetime):
+        return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).isoformat()
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+LIVE_FIELDS = ("progress", "throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs", "heartbeat", "message")
+
+
+class JobService:
+    def __init__(self, backends: Backends):
+        self.b = backends
+
+    # -- submit ---------------------------------------------------------------------------------
+    def validate(self, data: dict) -> JobSpec:
+        """Build and check a spec (files, numbers, resources) without storing anything."""
+        spec = build_spec({"user": self.b.settings.user, **data})
+        self._check_resources(spec)
+        self._check_vocabulary(spec)
+        return spec
+
+    def submit(self, data: dict | JobSpec) -> dict:
+        """Validate, then store and enqueue a job. Returns the job view (see ``get``)."""
+        spec = data if isinstance(data, JobSpec) else self.validate(data)
+        job_id = new_job_id()
+        now = time.time()
+        db = self.b.db
+        with db.session() as s:
+            db.jobs.create(job_id=job_id, name=spec.name, kind=spec.kind, user=spec.user,
+                           spec_json=spec.model_dump_json(), priority=spec.priority,
+                           max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc),
+                           session=s)
+            s.flush()
+            pipe = self.b.redis.pipeline(transaction=True)
+            self.b.status.create(job_id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
+                                          "priority": spec.priority, "submitted_at": now,
+                                          "epochs": spec.params.epochs}, pipeline=pipe)
+            self.b.status.log(job_id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
+            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe)
+            pipe.execute()
+        return self.get(job_id)
+
+    def _check_resources(self, spec: JobSpec) -> None:
+        """Refuse a job that no node of the cluster could ever hold (uses the dispatcher's node list)."""
+        client = self.b.redis_or_none()
+        raw = client.get(keys.CLUSTER_NODES) if client is not None else None
+        if not raw:
+            return  # no cluster view yet; the dispatcher checks again before placing the job
+        nodes = json.loads(raw)
+        problem = unsatisfiable(spec, nodes)
+        if problem:
+            raise InvalidParameter(problem)
+
+    def _check_vocabulary(self, spec: JobSpec) -> None:
+        from workers.word2vec.precheck import check_min_count  # noqa: PLC0415
+
+        check_min_count(spec.params)
+
+    # -- read -----------------------------------------------------------------------------------
+    def get(self, job_id: str) -> dict:
+        """One job as a plain dict: the SQL record merged with its live Redis status."""
+        rec = self.b.db.jobs.get(job_id)
+        client = self.b.redis_or_none()
+        live = self.b.status.get(job_id) if client is not None else None
+        return job_view(rec, live)
+
+    def list(self, state: str | None = None, limit: int | None = None) -> list[dict]:
+        """Every job from SQL (newest first), with live progress where Redis has it."""
+        if state is not None:
+            try:
+                state = JobState(state.upper()).value
+            except ValueError:
+                raise InvalidParameter(f"--state: unknown state {state!r} (one of {', '.join(s.value for s in JobState)})") from None
+        records = self.b.db.jobs.list(state=state, limit=limit)
+        client = self.b.redis_or_none()
+        views = []
+        for rec in records:
+            live = self.b.status.get(rec.id) if client is not None else None
+            views.append(job_view(rec, live))
+        return views
+
+    # -- act ------------------------------------------------------------------------------------
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a job in any non-terminal state. Returns the job view; a terminal job is left as it is."""
+        db = self.b.db
+        rec = db.jobs.get(job_id)
+        if JobState(rec.state).is_terminal():
+            return self.get(job_id)
+        with db.session() as s:
+            db.jobs.transition(job_id, JobState.CANCELLED, error="cancelled by user", session=s)
+            s.flush()
+            pipe = self.b.redis.pipeline(transaction=True)
+            self.b.queue.remove(job_id, pipeline=pipe)
+            pipe.sadd(keys.CANCEL_REQUESTS, job_id)
+            pipe.execute()
+        self.b.status.set_state(job_id, JobState.CANCELLED, error="cancelled by user")
+        self.b.status.log(job_id, "cancelled by user")
+        return self.get(job_id)
+
+    def logs(self, job_id: str, *, follow: bool = False, poll_ms: int = 500) -> Iterator[dict]:
+        """Yield log entries ({"t", "level", "msg"}); with ``follow`` keep going until the job ends."""
+        self.b.db.jobs.get(job_id)  # NotFound for an unknown id
+        after = "0-0"
+        while True:
+            entries = self.b.status.read_logs(job_id, after, block_ms=poll_ms if follow else None)
+            for eid, entry in entries:
+                after = eid
+                yield entry
+            if not follow:
+                return
+            if not entries and self._terminal(job_id):
+                for eid, entry in self.b.status.read_logs(job_id, after):
+                    yield entry
+                return
+
+    def _terminal(self, job_id: str) -> bool:
+        return JobState(self.b.db.jobs.get(job_id).state).is_terminal()
+
+    def wait(self, job_id: str, *, on_update=None, poll_s: float = 0.25, timeout_s: float | None = None) -> dict:
+        """Block until the job is terminal, calling ``on_update(view)`` on each poll; return the final view."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            view = self.get(job_id)
+            if on_update is not None:
+                on_update(view)
+            if JobState(view["state"]).is_terminal():
+                return view
+            if deadline is not None and time.monotonic() > deadline:
+                return view
+            time.sleep(poll_s)
+
+    def queue_position(self, job_id: str) -> int | None:
+        return JobQueue(self.b.redis).position(job_id)
+
+
+def unsatisfiable(spec: JobSpec, nodes: list[dict]) -> str | None:
+    """Why no cluster of ``nodes`` (each {"CPU": n, "GPU": n}) could hold ``spec``, or None if one could."""
+    r = spec.resources
+    if not nodes:
+        return None
+    fits_one = [n for n in nodes if n.get("CPU", 0) >= r.cpus_per_worker and n.get("GPU", 0) >= r.gpus_per_worker]
+    if not fits_one:
+        best_cpu = max(n.get("CPU", 0) for n in nodes)
+        best_gpu = max(n.get("GPU", 0) for n in nodes)
+        return (f"resources: no node has {r.cpus_per_worker:g} CPUs and {r.gpus_per_worker:g} GPUs for one worker "
+                f"(largest node: {best_cpu:g} CPUs, {best_gpu:g} GPUs)")
+    # Workers pack onto nodes: count how many fit across the cluster.
+    slots = 0
+    for n in nodes:
+        by_cpu = int(n.get("CPU", 0) // r.cpus_per_worker)
+        by_gpu = int(n.get("GPU", 0) // r.gpus_per_worker) if r.gpus_per_worker else by_cpu
+        slots += min(by_cpu, by_gpu)
+    if slots < r.workers:
+        return (f"resources: the cluster can hold {slots} workers of {r.cpus_per_worker:g} CPUs"
+                f"{f' and {r.gpus_per_worker:g} GPUs' if r.gpus_per_worker else ''}, not {r.workers}")
+    return None
+
+
+def job_view(rec, live: dict | None) -> dict:
+    """The job object that `kiln status --json` prints."""
+    live = live or {}
+    state = rec.state.value if hasattr(rec.state, "value") else rec.state
+    # SQL is the source of truth for state; a live RUNNING beats a stale STARTING in SQL.
+    if live.get("state") == JobState.RUNNING.value and state == JobState.STARTING.value:
+        state = JobState.RUNNING.value
+    progress = live.get("progress")
+    if state == JobState.SUCCEEDED.value:
+        progress = 1.0
+    result = rec.result or {}
+    model = result.get("model")
+    view = {
+        "id": rec.id,
+        "name": rec.name,
+        "kind": rec.kind,
+        "user": rec.user,
+        "state": state,
+        "progress": float(progress or 0.0),
+        "attempt": rec.attempt,
+        "priority": rec.priority,
+        "submitted_at": _iso(rec.submitted_at),
+        "started_at": _iso(rec.started_at),
+        "finished_at": _iso(rec.finished_at),
+        "error": rec.error,
+        "metrics": rec.metrics or {},
+        "model": model,
+    }
+    for f in LIVE_FIELDS:
+        if f != "progress":
+            view[f] = live.get(f)
+    return view

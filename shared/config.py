@@ -1,0 +1,113 @@
+"""Settings, resolved once from environment variables and an optional ``$KILN_HOME/config.toml``.
+
+Environment variables win over the file; the file wins over the embedded defaults.
+
+| setting          | env var                | default                              |
+| ---------------- | ---------------------- | ------------------------------------ |
+| kiln_home        | KILN_HOME              | ~/.kiln                              |
+| redis_url        | KILN_REDIS_URL         | the embedded redis-server            |
+| db_url           | KILN_DB_URL            | sqlite:///$KILN_HOME/registry.db     |
+| artifacts        | KILN_ARTIFACTS         | $KILN_HOME/artifacts                 |
+| ray_address      | RAY_ADDRESS            | the embedded local Ray instance      |
+| max_running_jobs | KILN_MAX_RUNNING_JOBS  | 0 (no cap)                           |
+| max_running_per_user | KILN_MAX_RUNNING_PER_USER | 0 (no cap)                     |
+| user             | KILN_USER              | the login name                       |
+| namespace        | KILN_NAMESPACE         | kiln (the Ray namespace of the dispatcher) |
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import getpass
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class Settings:
+    kiln_home: Path
+    redis_url: str | None
+    db_url: str
+    artifacts: str
+    ray_address: str | None
+    max_running_jobs: int = 0
+    max_running_per_user: int = 0
+    user: str = "kiln"
+    namespace: str = "kiln"
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def embedded_ray(self) -> bool:
+        return self.ray_address is None
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["kiln_home"] = str(self.kiln_home)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Settings":
+        return cls(**{**d, "kiln_home": Path(d["kiln_home"])})
+
+    def with_(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+_ENV = {
+    "redis_url": "KILN_REDIS_URL",
+    "db_url": "KILN_DB_URL",
+    "artifacts": "KILN_ARTIFACTS",
+    "ray_address": "RAY_ADDRESS",
+    "max_running_jobs": "KILN_MAX_RUNNING_JOBS",
+    "max_running_per_user": "KILN_MAX_RUNNING_PER_USER",
+    "user": "KILN_USER",
+    "namespace": "KILN_NAMESPACE",
+}
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Build Settings from ``env`` (default: os.environ) and ``$KILN_HOME/config.toml``."""
+    env = os.environ if env is None else env
+    home = Path(env.get("KILN_HOME") or Path.home() / ".kiln").expanduser().absolute()
+    file_values: dict = {}
+    cfg = home / "config.toml"
+    if cfg.is_file():
+        try:
+            file_values = tomllib.loads(cfg.read_text()).get("kiln", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise InvalidParameter(f"{cfg}: not valid TOML ({e})") from None
+    values = {k: env.get(var) or file_values.get(k) for k, var in _ENV.items()}
+    try:
+        caps = {k: int(values[k] or 0) for k in ("max_running_jobs", "max_running_per_user")}
+    except ValueError:
+        raise InvalidParameter("KILN_MAX_RUNNING_JOBS / KILN_MAX_RUNNING_PER_USER must be integers") from None
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name in some containers
+        login = "kiln"
+    artifacts = values["artifacts"] or str(home / "artifacts")
+    if "://" not in artifacts:
+        artifacts = str(Path(artifacts).expanduser().absolute())
+    return Settings(
+        kiln_home=home,
+        redis_url=values["redis_url"] or None,
+        db_url=values["db_url"] or f"sqlite:///{home / 'registry.db'}",
+        artifacts=artifacts,
+        ray_address=values["ray_address"] or None,
+        user=values["user"] or login,
+        namespace=values["namespace"] or "kiln",
+        **caps,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, resolved once."""
+    return load_settings()

@@ -1,0 +1,22 @@
+"""Every Redis key kiln uses, built in one place."""
+from __future__ import annotations
+
+PREFIX = "kiln"
+QUEUE = f"{PREFIX}:queue"
+"""Sorted set of queued job ids, scored by (priority, submit time)."""
+DISPATCHER_HEARTBEAT = f"{PREFIX}:dispatcher:heartbeat"
+"""String with the dispatcher's last heartbeat (epoch seconds); expires when it stops."""
+CLUSTER_NODES = f"{PREFIX}:cluster:nodes"
+"""JSON list of alive nodes' total resources, published by the dispatcher."""
+CANCEL_REQUESTS = f"{PREFIX}:cancel"
+"""Set of job ids whose cancellation the dispatcher has still to carry out."""
+
+
+def job(job_id: str) -> str:
+    """Hash with a job's live status (state, progress, throughput, heartbeat...)."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def log(job_id: str) -> str:
+    """Stream of a job's log lines, bounded in length."""
+    return f"{PREFIX}:log:{job_id}"
