@@ -84,7 +84,9 @@ def alias(ref: str, alias: str) -> None:
 def tag(ref: str, key: str, value: str) -> None:
     """Set a tag on a model (NAME) or on one version (NAME:VERSION)."""
     svc = _svc()
-    name, version, alias_ = svc.b.db.models.parse_ref(ref)
+    from services.registry import parse_ref  # noqa: PLC0415
+
+    name, version, alias_ = parse_ref(ref)
     if alias_:
         version = svc.get(ref).version
     svc.b.db.models.set_tag(name, key, value, version=version)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from services.backends import Backends
+from services.registry.models import parse_ref
 from shared.artifacts import ArtifactStore
 from shared.errors import InvalidParameter, NotFound
 
@@ -32,7 +33,7 @@ class ModelService:
         return out
 
     def get(self, ref: str):
-        name, version, alias = self.b.db.models.parse_ref(ref)
+        name, version, alias = parse_ref(ref)
         return self.b.db.models.get_version(name, version=version, alias=alias)
 
     def show(self, ref: str) -> dict:
@@ -42,9 +43,9 @@ class ModelService:
     def _model_dir(self, mv) -> Path:
         if mv.kind != "word2vec":
             raise InvalidParameter(f"{mv.ref} is a {mv.kind} model, not word2vec")
-        uri = mv.artifacts.get("vectors.safetensors")
+        uri = mv.artifacts.get("vectors")
         if uri is None:
-            raise NotFound(f"{mv.ref} has no vectors.safetensors artifact")
+            raise NotFound(f"{mv.ref} has no vectors artifact")
         return ArtifactStore.local_path(uri).parent
 
     def vectors(self, ref: str):
@@ -56,12 +57,14 @@ class ModelService:
         if (cache / "unit.npy").is_file() and (cache / "words.json").is_file():
             words = json.loads((cache / "words.json").read_text())
             unit = np.load(cache / "unit.npy", mmap_mode="r", allow_pickle=False)
-            return mv, Word2VecModel.from_normalized(words, unit)
+            model = Word2VecModel(words, unit)
+            model._unit = model.vectors  # already unit length
+            return mv, model
         model = Word2VecModel.load(self._model_dir(mv))
         tmp = cache.with_name(cache.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        np.save(tmp / "unit.npy", model.normalized(), allow_pickle=False)
+        np.save(tmp / "unit.npy", model.unit_vectors, allow_pickle=False)
         (tmp / "words.json").write_text(json.dumps(model.words, ensure_ascii=False))
         shutil.rmtree(cache, ignore_errors=True)
         tmp.rename(cache)
@@ -120,7 +123,7 @@ class ModelService:
             elif fmt == "word2vec-binary":
                 model.export_binary(tmp)
             else:
-                model.export_safetensors(tmp)
+                _export_safetensors(model, tmp)
             tmp.replace(out)
         except PermissionError:
             tmp.unlink(missing_ok=True)
@@ -129,3 +132,11 @@ class ModelService:
             tmp.unlink(missing_ok=True)
             raise InvalidParameter(f"-o: {dest}: cannot be written ({e.strerror or e})") from None
         return out
+
+
+def _export_safetensors(model, path: Path) -> None:
+    """Vectors as a safetensors tensor, the words (in row order) as JSON in the header's metadata."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    save_file({"vectors": model.vectors}, str(path),
+              metadata={"format": "kiln.word2vec/1", "words": json.dumps(model.words, ensure_ascii=False)})

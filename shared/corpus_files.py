@@ -25,8 +25,8 @@ def open_binary(path: Path | str):
     return open(p, "rb")
 
 
-def _is_hidden(p: Path) -> bool:
-    return p.name.startswith(".")
+def _is_hidden(part: str) -> bool:
+    return part.startswith(".")
 
 
 def expand(arg: str) -> list[Path]:
@@ -71,7 +71,8 @@ def resolve_corpus(args: list[str]) -> list[Path]:
     files: list[Path] = []
     for arg in args:
         found = expand(arg)
-        if len(found) > 1:
+        many = Path(arg).expanduser().is_dir() or any(ch in arg for ch in "*?[")
+        if many:
             # In a directory or glob, skip empty files and binaries quietly only if others hold text.
             text = []
             for f in found:

@@ -75,6 +75,7 @@ class JobSpec(_Strict):
     priority: int = Field(0, ge=-1000, le=1000, description="higher runs first")
     max_retries: int = Field(2, ge=0, le=100)
     seed: int = Field(1, ge=0, le=2**31 - 1)
+    checkpoint_interval_s: float = Field(60.0, gt=0, description="seconds between checkpoints while training")
     user: str = "kiln"
 
     @field_validator("name")

@@ -1,0 +1,73 @@
+"""The registry database: job records and the model registry, in SQLite or PostgreSQL.
+
+    db = Database()                      # KILN_DB_URL, migrated on first use
+    db.jobs.create(job_id=..., ...)      # JobRecords
+    db.models.get_version("w2v", alias="prod")   # ModelRegistry
+    with db.session() as s:              # several writes in one transaction
+        db.models.register_version(..., session=s)
+        db.jobs.transition(job_id, "SUCCEEDED", result=..., session=s)
+
+SQL rows never leave this package: callers get the dataclasses in ``entities``.
+"""
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from sqlalchemy.engine import URL
+from sqlalchemy.orm import Session
+
+from services.registry.engine import (SCHEMA_REVISION, SchemaOutOfDate, check_schema, ensure_schema, make_engine,
+                                      session_scope, upgrade)
+from services.registry.entities import JobRecord, Lineage, ModelVersion, RegisteredModel
+from services.registry.jobs import JobRecords
+from services.registry.models import ModelRef, ModelRegistry, parse_ref
+
+__all__ = [
+    "Database", "open_registry", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
+    "Lineage", "ModelRef", "parse_ref", "make_engine", "session_scope", "upgrade", "check_schema",
+    "SchemaOutOfDate", "SCHEMA_REVISION",
+]
+
+
+class Database:
+    """The engine, both stores, and ``session()`` for one transaction across them.
+
+    ``url`` defaults to the settings' ``db_url``. An empty database is migrated on first use
+    (``auto_upgrade``); one at an older schema raises SchemaOutOfDate (run ``kiln db upgrade``).
+    """
+
+    def __init__(self, url: str | URL | None = None, *, auto_upgrade: bool = True):
+        if url is None:
+            from shared.config import get_settings
+            url = get_settings().db_url
+        self.engine = make_engine(url)
+        try:
+            (ensure_schema if auto_upgrade else check_schema)(self.engine)
+        except BaseException:
+            self.engine.dispose()
+            raise
+        self.models = ModelRegistry(self.engine)
+        self.jobs = JobRecords(self.engine)
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def session(self) -> AbstractContextManager[Session]:
+        """One transaction: pass it as ``session=`` to store methods; commits at the end, rolls back on error."""
+        return session_scope(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_registry(url: str | URL | None = None) -> tuple[ModelRegistry, JobRecords]:
+    """The two stores over one (migrated) database; see Database for a transaction across both."""
+    db = Database(url)
+    return db.models, db.jobs

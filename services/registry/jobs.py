@@ -1,0 +1,183 @@
+"""JobRecords: the durable record of every job (SQL), next to the live status kept in Redis.
+
+State changes go through ``shared.states.check_transition`` on a locked row, so two writers (say the
+dispatcher failing a job while a user cancels it) cannot both move it. ``session=`` joins a caller's
+transaction, as ModelRegistry's methods do.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from services.registry.engine import session_scope
+from services.registry.entities import JobRecord
+from services.registry.schema import SqlJob
+from services.registry.timestamps import as_utc, utcnow
+from shared.errors import AlreadyExists, InvalidParameter, InvalidTransition, NotFound
+from shared.states import JobState, check_transition
+
+ACTIVE_STATES = tuple(s for s in JobState if not s.is_terminal())
+"""States of jobs the dispatcher still owns (rebuilt into the Redis queue after Redis is wiped)."""
+
+
+class JobRecords:
+    """Job rows in SQL. Every method returns ``JobRecord`` entities."""
+
+    def __init__(self, engine: Engine):
+        self._engine = engine
+
+    @contextmanager
+    def _session(self, session: Session | None) -> Iterator[Session]:
+        if session is not None:
+            yield session  # the caller's transaction: the caller commits
+        else:
+            with session_scope(self._engine) as own:
+                yield own
+
+    def create(self, *, job_id: str, name: str, kind: str, user: str, spec_json: str, priority: int,
+               max_retries: int, submitted_at: datetime | float | None = None,
+               session: Session | None = None) -> JobRecord:
+        """Record a new job in state QUEUED, attempt 1. AlreadyExists if ``job_id`` is taken.
+
+        ``spec_json`` is the job spec as JSON text; ``submitted_at`` an aware datetime or epoch seconds
+        (default: now).
+        """
+        for label, value in (("job_id", job_id), ("name", name), ("kind", kind), ("user", user)):
+            if not isinstance(value, str) or not value:
+                raise InvalidParameter(f"{label} must be a non-empty string, got {value!r}")
+        if len(job_id) > 64:
+            raise InvalidParameter(f"job_id is longer than 64 characters: {job_id!r}")
+        for label, value in (("priority", priority), ("max_retries", max_retries)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidParameter(f"{label} must be an integer, got {value!r}")
+        if max_retries < 0:
+            raise InvalidParameter(f"max_retries must be >= 0, got {max_retries}")
+        try:
+            json.loads(spec_json)
+        except (TypeError, ValueError):
+            raise InvalidParameter("spec_json must be the job spec as JSON text") from None
+        row = SqlJob(id=job_id, name=name, kind=kind, user=user, spec=spec_json, priority=priority,
+                     state=JobState.QUEUED.value, attempt=1, max_retries=max_retries,
+                     submitted_at=as_utc(submitted_at) or utcnow())
+        with self._session(session) as s:
+            try:
+                with s.begin_nested():  # a duplicate id fails only this savepoint, not the caller's work
+                    s.add(row)
+            except IntegrityError:
+                raise AlreadyExists(f"a job with id {job_id!r} already exists") from None
+            return row.to_entity()
+
+    def get(self, job_id: str, *, session: Session | None = None) -> JobRecord:
+        """The job's record; NotFound if there is none."""
+        with self._session(session) as s:
+            return self._row(s, job_id).to_entity()
+
+    def list(self, state: JobState | str | Iterable[JobState | str] | None = None, user: str | None = None,
+             limit: int | None = None, *, session: Session | None = None) -> list[JobRecord]:
+        """Jobs newest first, optionally only in ``state`` (one or several) and/or of ``user``."""
+        query = select(SqlJob).order_by(SqlJob.submitted_at.desc(), SqlJob.id.desc())
+        if state is not None:
+            states = [state] if isinstance(state, str) else state
+            query = query.where(SqlJob.state.in_([_state(x).value for x in states]))
+        if user is not None:
+            query = query.where(SqlJob.user == user)
+        if limit is not None:
+            if not isinstance(limit, int) or limit < 0:
+                raise InvalidParameter(f"limit must be a non-negative integer, got {limit!r}")
+            query = query.limit(limit)
+        with self._session(session) as s:
+            return [row.to_entity() for row in s.scalars(query)]
+
+    def non_terminal(self, *, session: Session | None = None) -> list[JobRecord]:
+        """Jobs not yet finished, oldest first: what the dispatcher puts back after Redis is wiped."""
+        query = (select(SqlJob).where(SqlJob.state.in_([s.value for s in ACTIVE_STATES]))
+                 .order_by(SqlJob.submitted_at, SqlJob.id))
+        with self._session(session) as s:
+            return [row.to_entity() for row in s.scalars(query)]
+
+    def transition(self, job_id: str, new_state: JobState | str, *, error: str | None = None,
+                   metrics: dict[str, Any] | None = None, result: dict[str, Any] | None = None,
+                   session: Session | None = None) -> JobRecord:
+        """Move a job to ``new_state`` if shared.states allows it (InvalidTransition otherwise).
+
+        Entering RUNNING stamps ``started_at``; entering a terminal state stamps ``finished_at``.
+        ``error``/``metrics``/``result`` are stored when given; SUCCEEDED clears an earlier attempt's error.
+        """
+        new = _state(new_state)
+        with self._session(session) as s:
+            row = self._row(s, job_id, lock=True)
+            _check(job_id, row.state, new)
+            row.state = new.value
+            now = utcnow()
+            if new is JobState.RUNNING:
+                row.started_at = now
+            if new.is_terminal():
+                row.finished_at = now
+            if error is not None or new is JobState.SUCCEEDED:
+                row.error = error
+            if metrics is not None:
+                row.metrics = metrics
+            if result is not None:
+                row.result = result
+            s.flush()
+            return row.to_entity()
+
+    def requeue(self, job_id: str, *, error: str, session: Session | None = None) -> JobRecord:
+        """Send a STARTING/RUNNING job back to QUEUED for another attempt (attempt + 1), keeping ``error``.
+
+        Refused with InvalidTransition, and nothing changed, when the job has used its ``max_retries``;
+        the caller then marks it FAILED.
+        """
+        with self._session(session) as s:
+            row = self._row(s, job_id, lock=True)
+            _check(job_id, row.state, JobState.QUEUED)
+            if row.attempt > row.max_retries:
+                raise InvalidTransition(f"job {job_id} has used all {row.max_retries} retries "
+                                        f"(attempt {row.attempt} of {row.max_retries + 1})")
+            row.attempt += 1
+            row.state = JobState.QUEUED.value
+            row.error = error
+            row.finished_at = None
+            s.flush()
+            return row.to_entity()
+
+    def set_checkpoint(self, job_id: str, uri: str, *, session: Session | None = None) -> JobRecord:
+        """Remember the job's latest checkpoint; the next attempt resumes from it."""
+        if not isinstance(uri, str) or not uri:
+            raise InvalidParameter(f"checkpoint uri must be a non-empty string, got {uri!r}")
+        with self._session(session) as s:
+            row = self._row(s, job_id, lock=True)
+            row.checkpoint_uri = uri
+            s.flush()
+            return row.to_entity()
+
+    @staticmethod
+    def _row(s: Session, job_id: str, *, lock: bool = False) -> SqlJob:
+        query = select(SqlJob).where(SqlJob.id == job_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        row = s.scalars(query).one_or_none()
+        if row is None:
+            raise NotFound(f"no job with id {job_id!r}")
+        return row
+
+
+def _state(value: JobState | str) -> JobState:
+    try:
+        return JobState(value)
+    except ValueError:
+        raise InvalidParameter(f"unknown job state {value!r} (one of {', '.join(s.value for s in JobState)})") from None
+
+
+def _check(job_id: str, old: str, new: JobState) -> None:
+    try:
+        check_transition(old, new)
+    except InvalidTransition as e:
+        raise InvalidTransition(f"job {job_id}: {e.message}") from None

@@ -1,0 +1,359 @@
+"""The compiled CPU training kernel: skip-gram and CBOW with negative sampling (numba, no GIL).
+
+Semantics follow gensim / the C tool: frequent-word subsampling (gensim's ``sample`` formula, applied to a
+sentence before windows are formed), a dynamic window (per centre word a reduced window ``b`` drawn
+uniformly from [0, window) and the effective window ``window - b``), negatives drawn from unigram^ns_exponent,
+and a learning rate falling linearly over the chunk from ``lr_start`` to ``lr_end``. The sigmoid and the
+loss come from 1000-entry tables over [-6, 6] (saturated outside), as in the C tool.
+
+Skip-gram shares negatives across each window (HogBatch, Ji et al. 2016): for a centre word ``w`` one set
+of negatives is drawn, and every context word's input vector is scored against the same output rows
+``[w, n1..nk]``. The output rows are read once into a small buffer, their gradient is accumulated over the
+window and written back once, so the inner work is a (contexts x (k+1)) block of dot products. As in
+gensim the input vector is the context word's and the predicted output the centre's. CBOW draws negatives
+per centre word (its window is one averaged input already).
+
+Input arrays: ``syn0`` (vocab x dim float32, updated in place), ``syn1neg`` (same shape, in place),
+``ids`` (int32 word ids, each sentence closed by -1, see ``encode.py``). Everything is deterministic for
+a given ``seed`` when run on one thread.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+MAX_EXP = 6.0
+TABLE_SIZE = 1000
+_MASK48 = 0xFFFFFFFFFFFF
+_LCG_MUL = 25214903917  # the C tool's / gensim's linear congruential generator
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """(1 - sigmoid(z), softplus(-z) = -log sigmoid(z)) sampled at the centres of TABLE_SIZE bins on [-6, 6]."""
+    z = (np.arange(TABLE_SIZE) + 0.5) / TABLE_SIZE * 2 * MAX_EXP - MAX_EXP
+    one_minus_sig = 1.0 / (1.0 + np.exp(z))
+    neg_log_sig = np.log1p(np.exp(-z))
+    return one_minus_sig.astype(np.float32), neg_log_sig.astype(np.float32)
+
+
+ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID = _tables()
+
+
+def init_vectors(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """gensim-style initial weights: syn0 uniform in [-0.5/dim, 0.5/dim), syn1neg zeros (both float32)."""
+    rng = np.random.default_rng(seed)
+    syn0 = ((rng.random((vocab_size, dim), dtype=np.float32) - np.float32(0.5)) / np.float32(dim))
+    return np.ascontiguousarray(syn0, dtype=np.float32), np.zeros((vocab_size, dim), dtype=np.float32)
+
+
+def cum_table(counts: np.ndarray, ns_exponent: float = 0.75, domain: int = 2**31 - 1) -> np.ndarray:
+    """Cumulative unigram^ns_exponent table (int64, last entry == domain) for drawing negatives by bisection."""
+    w = np.asarray(counts, dtype=np.float64) ** ns_exponent
+    cum = np.cumsum(w) / w.sum()
+    table = np.round(cum * domain).astype(np.int64)
+    table[-1] = domain
+    return table
+
+
+def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
+    """Per-word keep thresholds (int64 in [0, 2**32]) from gensim's subsampling formula.
+
+    A word with count ``v`` is kept with probability ``(sqrt(v / t) + 1) * t / v`` (capped at 1), where
+    ``t = sample * total``. A word is kept when its threshold >= a uniform 32-bit random draw.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.full(len(counts), 2**32, dtype=np.int64)
+    t = sample * counts.sum()
+    prob = np.minimum((np.sqrt(counts / t) + 1.0) * t / counts, 1.0)
+    return np.round(prob * 2**32).astype(np.int64)
+
+
+@njit(inline="always")
+def _next(state):
+    return (state * _LCG_MUL + 11) & _MASK48
+
+
+@njit(inline="always")
+def _bisect(table, r):
+    lo = 0
+    hi = table.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if table[mid] <= r:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(inline="always")
+def _table_index(z):
+    return int((z + MAX_EXP) * (TABLE_SIZE / (2.0 * MAX_EXP)))
+
+
+@njit(nogil=True, cache=True)
+def _subsample_sentence(ids, p, end, sample, keep, sent, pos, state):
+    """Copy the sentence starting at ``p`` (up to -1 or ``end``) into ``sent``, dropping subsampled words.
+
+    Returns (kept length, index after the sentence, words read, rng state)."""
+    n = 0
+    words = 0
+    while p < end and ids[p] >= 0:
+        w = ids[p]
+        words += 1
+        if sample:
+            r = state >> 16
+            state = _next(state)
+            if keep[w] < r:
+                p += 1
+                continue
+        sent[n] = w
+        pos[n] = p
+        n += 1
+        p += 1
+    return n, p + 1, words, state
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative,
+             lr_start, lr_end, seed, one_minus_sig, neg_log_sig):
+    """Skip-gram over ``ids[start:end]``; returns (words read, loss sum, pairs trained)."""
+    dim = syn0.shape[1]
+    state = (seed * 0x9E3779B1 + 0x7F4A7C15) & _MASK48
+    span = max(end - start, 1)
+    sent = np.empty(end - start + 1, np.int32)
+    pos = np.empty(end - start + 1, np.int64)
+    ctx = np.empty(2 * window, np.int64)
+    tgt = np.empty(negative + 1, np.int64)
+    out = np.empty((negative + 1, dim), np.float32)    # output rows of the window, read once
+    gout = np.empty((negative + 1, dim), np.float32)   # their gradient, written once
+    gs = np.empty(negative + 1, np.float32)
+    neu1e = np.empty(dim, np.float32)
+    domain = cum[cum.shape[0] - 1]
+    scale = TABLE_SIZE / (2.0 * MAX_EXP)
+    words = 0
+    pairs = 0
+    loss = 0.0
+    p = start
+    while p < end:
+        n, p, nw, state = _subsample_sentence(ids, p, end, sample, keep, sent, pos, state)
+        words += nw
+        for i in range(n):
+            alpha = np.float32(lr_start + (lr_end - lr_start) * ((pos[i] - start) / span))
+            b = (state >> 16) % window
+            state = _next(state)
+            lo = max(0, i - window + b)
+            hi = min(n, i + window + 1 - b)
+            nc = 0
+            for j in range(lo, hi):
+                if j != i:
+                    ctx[nc] = sent[j]
+                    nc += 1
+            if nc == 0:
+                continue
+            w = sent[i]
+            tgt[0] = w
+            nt = 1
+            for _ in range(negative):
+                t = _bisect(cum, (state >> 16) % domain)
+                state = _next(state)
+                if t != w:
+                    tgt[nt] = t
+                    nt += 1
+            for t in range(nt):
+                row = syn1neg[tgt[t]]
+                o = out[t]
+                go = gout[t]
+                for d in range(dim):
+                    o[d] = row[d]
+                for d in range(dim):
+                    go[d] = 0.0
+            for c in range(nc):
+                l1 = syn0[ctx[c]]
+                for t in range(nt):
+                    o = out[t]
+                    f = np.float32(0.0)
+                    for d in range(dim):
+                        f += l1[d] * o[d]
+                    z = f if t == 0 else -f  # score of the right answer
+                    if z >= MAX_EXP:
+                        q = 0.0
+                    elif z <= -MAX_EXP:
+                        q = 1.0
+                        loss -= z
+                    else:
+                        k = int((z + MAX_EXP) * scale)
+                        q = one_minus_sig[k]
+                        loss += neg_log_sig[k]
+                    gs[t] = q * alpha if t == 0 else -q * alpha
+                for d in range(dim):
+                    neu1e[d] = 0.0
+                for t in range(nt):
+                    g = gs[t]
+                    o = out[t]
+                    for d in range(dim):
+                        neu1e[d] += g * o[d]
+                for t in range(nt):
+                    g = gs[t]
+                    go = gout[t]
+                    for d in range(dim):
+                        go[d] += g * l1[d]
+                for d in range(dim):
+                    l1[d] += neu1e[d]
+                pairs += 1
+            for t in range(nt):
+                row = syn1neg[tgt[t]]
+                go = gout[t]
+                for d in range(dim):
+                    row[d] += go[d]
+    return words, loss, pairs
+
+
+@njit(nogil=True, fastmath=True, cache=True)
+def train_cbow(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative, cbow_mean,
+               lr_start, lr_end, seed, one_minus_sig, neg_log_sig):
+    """CBOW over ``ids[start:end]``; returns (words read, loss sum, centre words trained)."""
+    dim = syn0.shape[1]
+    state = (seed * 0x9E3779B1 + 0x7F4A7C15) & _MASK48
+    span = max(end - start, 1)
+    sent = np.empty(end - start + 1, np.int32)
+    pos = np.empty(end - start + 1, np.int64)
+    neu1 = np.empty(dim, np.float32)
+    neu1e = np.empty(dim, np.float32)
+    domain = cum[cum.shape[0] - 1]
+    scale = TABLE_SIZE / (2.0 * MAX_EXP)
+    words = 0
+    trained = 0
+    loss = 0.0
+    p = start
+    while p < end:
+        n, p, nw, state = _subsample_sentence(ids, p, end, sample, keep, sent, pos, state)
+        words += nw
+        for i in range(n):
+            alpha = np.float32(lr_start + (lr_end - lr_start) * ((pos[i] - start) / span))
+            b = (state >> 16) % window
+            state = _next(state)
+            lo = max(0, i - window + b)
+            hi = min(n, i + window + 1 - b)
+            count = 0
+            for d in range(dim):
+                neu1[d] = 0.0
+                neu1e[d] = 0.0
+            for j in range(lo, hi):
+                if j != i:
+                    l1 = syn0[sent[j]]
+                    for d in range(dim):
+                        neu1[d] += l1[d]
+                    count += 1
+            if count == 0:
+                continue
+            if cbow_mean:
+                inv = np.float32(1.0 / count)
+                for d in range(dim):
+                    neu1[d] *= inv
+            w = sent[i]
+            for t in range(negative + 1):
+                if t == 0:
+                    target = w
+                else:
+                    target = _bisect(cum, (state >> 16) % domain)
+                    state = _next(state)
+                    if target == w:
+                        continue
+                row = syn1neg[target]
+                f = np.float32(0.0)
+                for d in range(dim):
+                    f += neu1[d] * row[d]
+                z = f if t == 0 else -f
+                if z >= MAX_EXP:
+                    continue
+                elif z <= -MAX_EXP:
+                    q = 1.0
+                    loss -= z
+                else:
+                    k = int((z + MAX_EXP) * scale)
+                    q = one_minus_sig[k]
+                    loss += neg_log_sig[k]
+                g = np.float32(q * alpha if t == 0 else -q * alpha)
+                for d in range(dim):
+                    neu1e[d] += g * row[d]
+                    row[d] += g * neu1[d]
+            for j in range(lo, hi):
+                if j != i:
+                    l1 = syn0[sent[j]]
+                    for d in range(dim):
+                        l1[d] += neu1e[d]
+            trained += 1
+    return words, loss, trained
+
+
+class KernelTables:
+    """What the kernel needs besides the weights: negative-sampling and subsampling tables."""
+
+    def __init__(self, counts: np.ndarray, *, ns_exponent: float, sample: float):
+        self.cum = cum_table(counts, ns_exponent)
+        self.keep = sample_ints(counts, sample)
+        self.sample = sample > 0
+
+
+def train_range(syn0: np.ndarray, syn1neg: np.ndarray, ids: np.ndarray, start: int, end: int,
+                tables: KernelTables, *, sg: bool, window: int, negative: int, cbow_mean: bool,
+                lr_start: float, lr_end: float, seed: int) -> tuple[int, float, int]:
+    """Train on ``ids[start:end]`` in place; returns (words read, loss sum, pairs or centres trained)."""
+    if syn0.dtype != np.float32 or syn1neg.dtype != np.float32 or ids.dtype != np.int32:
+        raise TypeError("syn0/syn1neg must be float32 and ids int32")
+    seed = int(seed) & _MASK48
+    if sg:
+        return train_sg(syn0, syn1neg, ids, start, end, tables.cum, tables.keep, tables.sample, window,
+                        negative, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
+    return train_cbow(syn0, syn1neg, ids, start, end, tables.cum, tables.keep, tables.sample, window,
+                      negative, cbow_mean, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
+
+
+def split_at_sentences(ids: np.ndarray, start: int, end: int, parts: int) -> list[tuple[int, int]]:
+    """Cut ``[start, end)`` into at most ``parts`` ranges that each end just after a -1 (or at ``end``)."""
+    cuts = [start]
+    for k in range(1, parts):
+        guess = start + (end - start) * k // parts
+        if guess <= cuts[-1]:
+            continue
+        nxt = np.flatnonzero(ids[guess:end] < 0)
+        if len(nxt) == 0:
+            break
+        cut = guess + int(nxt[0]) + 1
+        if cut < end:
+            cuts.append(cut)
+    cuts.append(end)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def train_range_threaded(syn0, syn1neg, ids, start, end, tables, *, threads: int, pool: ThreadPoolExecutor | None = None,
+                         sg: bool, window: int, negative: int, cbow_mean: bool, lr_start: float, lr_end: float,
+                         seed: int) -> tuple[int, float, int]:
+    """Hogwild: the range cut at sentence ends into ``threads`` pieces trained at once (no GIL, shared weights).
+
+    Not bit-reproducible (threads race on shared rows, as in gensim and the C tool)."""
+    ranges = split_at_sentences(ids, start, end, threads)
+    span = max(end - start, 1)
+
+    def run(k_ab):
+        k, (a, b) = k_ab
+        la = lr_start + (lr_end - lr_start) * (a - start) / span
+        lb = lr_start + (lr_end - lr_start) * (b - start) / span
+        return train_range(syn0, syn1neg, ids, a, b, tables, sg=sg, window=window, negative=negative,
+                           cbow_mean=cbow_mean, lr_start=la, lr_end=lb, seed=seed * 1000003 + k)
+
+    if len(ranges) == 1:
+        return run((0, ranges[0]))
+    own = pool is None
+    pool = pool or ThreadPoolExecutor(len(ranges))
+    try:
+        results = list(pool.map(run, enumerate(ranges)))
+    finally:
+        if own:
+            pool.shutdown()
+    return (sum(r[0] for r in results), math.fsum(r[1] for r in results), sum(r[2] for r in results))

@@ -1,0 +1,214 @@
+"""A word2vec job on Ray: sharded scan -> vocabulary map-reduce -> encoding -> data-parallel training.
+
+Called by the JobRunner with a JobContext. Data preparation runs as Ray tasks (one per shard); the
+trainers are ``Word2VecWorker`` actors, one per requested worker, each owning its share of the
+encoded shards. Training goes in rounds of about ROUND_S seconds: every worker trains on its next
+words at the globally scheduled learning rate, then the runner averages the workers' parameters —
+the most frequent rows every round, all rows every FULL_SYNC_ROUNDS rounds and at the end —
+reports progress to Redis, and writes a checkpoint every ``checkpoint_interval_s`` seconds.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+
+from shared.states import JobState
+from workers.word2vec.corpus import Shard, plan_shards
+from workers.lineage import corpus_fingerprint, kiln_lineage
+from workers.word2vec.vocab import Vocab, count_shard, merge_counts
+from workers.word2vec.worker import Word2VecWorker, checkpoint_exists, load_checkpoint, save_checkpoint
+
+ROUND_S = 1.0
+"""Target seconds of training between two parameter averagings / progress reports."""
+FULL_SYNC_ROUNDS = 8
+"""All rows are averaged every this many rounds; the most frequent rows every round."""
+FREQUENT_ROWS = 4096
+"""How many of the most frequent words count as frequent rows for averaging."""
+SHARD_BYTES = 32 << 20
+"""Target bytes per corpus shard (one Ray task scans or encodes one shard)."""
+
+
+def _reader_opts(p) -> dict:
+    return {"lowercase": p.lowercase, "token_pattern": p.token_pattern, "max_sentence_length": p.max_sentence_length}
+
+
+@ray.remote(num_cpus=1)
+def _count(shard: dict, opts: dict):
+    return count_shard(Shard.from_dict(shard), **opts)
+
+
+@ray.remote(num_cpus=1)
+def _encode(shard: dict, vocab_json: str, opts: dict, dest: str) -> tuple[str, int]:
+    from workers.word2vec.encode import count_words, encode_shard, save_encoded  # noqa: PLC0415
+
+    ids = encode_shard(Shard.from_dict(shard), Vocab.from_json(vocab_json), **opts)
+    save_encoded(dest, ids)
+    return dest, count_words(ids)
+
+
+def _assign(sizes: list[int], workers: int) -> list[list[int]]:
+    """Greedy balance of shards (by word count) over workers, largest first."""
+    loads = [0] * workers
+    out: list[list[int]] = [[] for _ in range(workers)]
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        w = loads.index(min(loads))
+        out[w].append(i)
+        loads[w] += sizes[i]
+    return [sorted(x) for x in out]
+
+
+def run_word2vec(ctx) -> dict:
+    spec, p, r = ctx.spec, ctx.spec.params, ctx.spec.resources
+    ctx.status.set_state(ctx.job_id, JobState.RUNNING, message="scanning corpus")
+    ctx.log(f"attempt {ctx.attempt}: preparing data ({len(p.corpus)} file(s))")
+    t0 = time.time()
+    opts = _reader_opts(p)
+
+    # 1. vocabulary: map over shards, reduce here
+    shards = plan_shards(p.corpus, target_bytes=SHARD_BYTES)
+    fingerprint_ref = corpus_fingerprint.remote(p.corpus)
+    counts = merge_counts(ray.get([_count.remote(s.to_dict(), opts) for s in shards]))
+    vocab = Vocab.build(counts, min_count=p.min_count, max_vocab_size=p.max_vocab_size)
+    raw_words = counts.raw_words
+    if counts.stats.undecodable_bytes:
+        ctx.log(f"replaced {counts.stats.undecodable_bytes} undecodable byte(s) while reading the corpus", level="WARNING")
+    ctx.log(f"vocabulary: {len(vocab)} words (min_count={p.min_count}) from {raw_words} tokens in {len(shards)} shard(s)")
+
+    # 2. encoding: one task per shard, written beside the job
+    data_dir = ctx.artifacts.job_dir(ctx.job_id, "data")
+    vocab_json = vocab.to_json()
+    (data_dir / "vocab.json").write_text(vocab_json)
+    encoded = ray.get([_encode.remote(s.to_dict(), vocab_json, opts, str(data_dir / f"shard-{i:05d}.npy"))
+                       for i, s in enumerate(shards)])
+    paths = [e[0] for e in encoded]
+    sizes = [e[1] for e in encoded]
+    total = sum(sizes)
+    prep_s = time.time() - t0
+    ctx.log(f"encoded {total} in-vocabulary words in {prep_s:.1f}s")
+
+    # 3. trainers
+    workers_n = r.workers
+    groups = _assign(sizes, workers_n)
+    actor = ray.remote(Word2VecWorker).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
+    workers = [actor.remote(p.model_dump_json(), vocab_json, [paths[i] for i in g], spec.seed + k,
+                            r.gpus_per_worker > 0) for k, g in enumerate(groups)]
+    total_work = total * p.epochs
+    ckpt_dir = ctx.artifacts.checkpoint_dir(ctx.job_id)
+    done = 0
+    if checkpoint_exists(ckpt_dir):
+        state, meta = load_checkpoint(ckpt_dir)
+        ray.get([w.load_state.remote(state, meta["positions"][k]) for k, w in enumerate(workers)])
+        done = int(meta["words_done"])
+        ctx.log(f"resumed from the checkpoint at {done / total_work:.1%}")
+    worker_words = [sizes_sum for sizes_sum in (sum(sizes[i] for i in g) for g in groups)]
+    ctx.report(progress=done / total_work, epochs=p.epochs, throughput_unit="words/s", message="training")
+    ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s)")
+
+    frequent = np.arange(min(FREQUENT_ROWS, len(vocab)), dtype=np.int64)
+    budget = 100_000  # words per worker per round; adapted to ROUND_S below
+    rounds = 0
+    last_ckpt = time.time()
+    train_t0 = time.time()
+    train_done0 = done
+    loss_words, loss_sum = 0, 0.0
+    per_worker_rate = [0.0] * workers_n
+    while done < total_work:
+        a0 = done / total_work
+        share = [min(budget, max(0, ww * p.epochs)) for ww in worker_words]
+        step = sum(share)
+        a1 = min(1.0, (done + step) / total_work)
+        lr0 = p.lr - (p.lr - p.min_lr) * a0
+        lr1 = p.lr - (p.lr - p.min_lr) * a1
+        t = time.time()
+        outs = ray.get([w.train_words.remote(budget, lr0, lr1) for w in workers])
+        dt = max(time.time() - t, 1e-6)
+        did = sum(o["words"] for o in outs)
+        if did == 0:
+            break
+        done += did
+        loss_sum += sum(o["loss"] for o in outs)
+        loss_words += did
+        for k, o in enumerate(outs):
+            per_worker_rate[k] = o["words"] / max(o["seconds"], 1e-6)
+        budget = int(max(10_000, min(5_000_000, budget * ROUND_S / dt)))
+        rounds += 1
+        if workers_n > 1:
+            full = rounds % FULL_SYNC_ROUNDS == 0 or done >= total_work
+            _average(workers, None if full else frequent)
+        elapsed = time.time() - train_t0
+        rate = (done - train_done0) / max(elapsed, 1e-6)
+        raw_rate = rate * raw_words / max(total, 1)
+        ctx.report(progress=done / total_work, throughput=round(raw_rate), loss=loss_sum / max(loss_words, 1),
+                   eta_s=(total_work - done) / max(rate, 1e-6), epoch=min(p.epochs, int(done // max(total, 1)) + 1))
+        if time.time() - last_ckpt > spec.checkpoint_interval_s and done < total_work:
+            _checkpoint(ctx, workers, ckpt_dir, done, p)
+            last_ckpt = time.time()
+    train_s = time.time() - train_t0
+
+    # 4. outputs, evaluation, result
+    from workers.word2vec.model import Word2VecModel  # noqa: PLC0415
+
+    vectors = ray.get(workers[0].vectors.remote())
+    model = Word2VecModel(vocab.words, vectors, counts=vocab.counts)
+    model_dir = ctx.artifacts.job_dir(ctx.job_id, "model")
+    files = model.save(model_dir)
+    artifacts = {name: ctx.artifacts.uri(path) for name, path in files.items()}
+    words_per_s = raw_words * p.epochs / max(prep_s + train_s, 1e-6)
+    metrics = {
+        "vocab_size": float(len(vocab)),
+        "corpus_words": float(raw_words),
+        "train_words": float(total),
+        "words_per_s": round(words_per_s, 1),
+        "train_words_per_s": round(raw_words * p.epochs / max(train_s, 1e-6), 1),
+        "prep_seconds": round(prep_s, 3),
+        "train_seconds": round(train_s, 3),
+        "final_loss": float(loss_sum / max(loss_words, 1)),
+    }
+    for k, rate in enumerate(per_worker_rate):
+        metrics[f"worker{k}_words_per_s"] = round(rate * raw_words / max(total, 1), 1)
+    metrics.update(_evaluate(ctx, model, p))
+    for w in workers:
+        ray.kill(w)
+    params = p.model_dump(exclude={"corpus"})
+    params.update({"corpus": json.dumps(p.corpus), "workers": r.workers, "cpus_per_worker": r.cpus_per_worker,
+                   "gpus_per_worker": r.gpus_per_worker, "seed": spec.seed})
+    lineage = {"job_id": ctx.job_id, "dataset_fingerprint": ray.get(fingerprint_ref), **kiln_lineage()}
+    ctx.log(f"done: {metrics['words_per_s']:.0f} words/s overall; model files in {model_dir}")
+    return {"params": {k: ("" if v is None else str(v)) for k, v in params.items()},
+            "metrics": metrics, "artifacts": artifacts, "lineage": lineage}
+
+
+def _average(workers, rows) -> None:
+    parts = ray.get([w.get_rows.remote(rows) for w in workers])
+    syn0 = np.mean([x[0] for x in parts], axis=0, dtype=np.float32)
+    syn1 = np.mean([x[1] for x in parts], axis=0, dtype=np.float32)
+    ray.get([w.set_rows.remote(rows, syn0, syn1) for w in workers])
+
+
+def _checkpoint(ctx, workers, ckpt_dir: Path, done: int, p) -> None:
+    if len(workers) > 1:
+        _average(workers, None)
+    state = ray.get(workers[0].state.remote())
+    positions = ray.get([w.position.remote() for w in workers])
+    save_checkpoint(ckpt_dir, state, {"words_done": done, "positions": positions})
+    ctx.report(checkpoint=str(ckpt_dir))
+    ctx.log(f"checkpoint written at {done}")
+
+
+def _evaluate(ctx, model, p) -> dict:
+    from workers.word2vec.evaluate import analogy_accuracy, similarity_spearman  # noqa: PLC0415
+
+    out = {}
+    if p.eval_analogies:
+        res = analogy_accuracy(model, p.eval_analogies)
+        out["analogy_accuracy"] = float(res["accuracy"])
+        ctx.log(f"analogies: {res['accuracy']:.4f} ({res['correct']}/{res['total']})")
+    if p.eval_similarity:
+        res = similarity_spearman(model, p.eval_similarity)
+        out["similarity_spearman"] = float(res["spearman"])
+        ctx.log(f"similarity: Spearman {res['spearman']:.4f}")
+    return out

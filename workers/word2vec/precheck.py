@@ -1,0 +1,31 @@
+"""A quick check at submit time that the corpus can give a vocabulary at all.
+
+Small corpora are counted in full (well under a second for a few MB), so a corpus where no word
+reaches min_count is refused before anything is stored. Larger ones are left to the job, which
+fails with the same message from Vocab.build.
+"""
+from __future__ import annotations
+
+import os
+
+from shared.errors import InvalidParameter, TrainingError
+from shared.specs import Word2VecParams
+from workers.word2vec.corpus import Shard
+from workers.word2vec.vocab import Vocab, count_shard, merge_counts
+
+PRECHECK_MAX_BYTES = 16 << 20
+"""Corpora up to this size on disk are counted in full at submit time."""
+
+
+def check_min_count(params: Word2VecParams) -> None:
+    """Raise InvalidParameter if the (small) corpus has no word reaching min_count."""
+    sizes = [os.path.getsize(p) for p in params.corpus]
+    if sum(sizes) > PRECHECK_MAX_BYTES:
+        return
+    parts = [count_shard(Shard(p), lowercase=params.lowercase, token_pattern=params.token_pattern,
+                         max_sentence_length=params.max_sentence_length)
+             for p in params.corpus]
+    try:
+        Vocab.build(merge_counts(parts), min_count=params.min_count, max_vocab_size=params.max_vocab_size)
+    except TrainingError as e:
+        raise InvalidParameter(f"corpus: {e}") from None

@@ -1,0 +1,126 @@
+"""Word2VecWorker: one data-parallel trainer (a Ray actor) that owns some encoded shards.
+
+It walks its shards epoch after epoch, training on ``budget`` words per call at the learning rate the
+runner schedules, and exposes its parameter rows so the runner can average them across workers.
+Checkpoints are safetensors (arrays) + JSON (positions), never pickle.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shared.specs import Word2VecParams
+from workers.word2vec.encode import SENTENCE_END, load_encoded
+from workers.word2vec.vocab import Vocab
+
+
+class Word2VecWorker:
+    def __init__(self, params_json: str, vocab_json: str, shard_paths: list[str], seed: int, gpu: bool = False):
+        from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
+
+        self.params = Word2VecParams.model_validate_json(params_json)
+        self.vocab = Vocab.from_json(vocab_json)
+        self.shards = [load_encoded(p, mmap=True) for p in shard_paths]
+        self.words = [int(np.count_nonzero(s >= 0)) for s in self.shards]
+        self.trainer = Word2VecTrainer(self.params, self.vocab, seed=seed, backend="torch" if gpu else "numba",
+                                       device="cuda" if gpu else "cpu")
+        self.epoch, self.shard, self.offset = 0, 0, 0
+
+    # -- training -------------------------------------------------------------------------------
+    def train_words(self, budget: int, lr_start: float, lr_end: float) -> dict:
+        """Train on about ``budget`` words (whole sentences), lr going linearly lr_start -> lr_end."""
+        t0 = time.perf_counter()
+        did, loss = 0, 0.0
+        if not self.shards or sum(self.words) == 0:
+            return {"words": 0, "loss": 0.0, "seconds": 0.0}
+        while did < budget and self.epoch < self.params.epochs:
+            ids = self.shards[self.shard]
+            end = _sentence_end(ids, self.offset, budget - did)
+            piece = np.ascontiguousarray(ids[self.offset:end])
+            n = int(np.count_nonzero(piece >= 0))
+            if n:
+                a = did / budget
+                b = min(1.0, (did + n) / budget)
+                w, l = self.trainer.train_chunk(piece, lr_start + (lr_end - lr_start) * a,
+                                                lr_start + (lr_end - lr_start) * b)
+                did += n
+                loss += float(l)
+            self.offset = end
+            if self.offset >= len(ids):
+                self.offset = 0
+                self.shard += 1
+                if self.shard >= len(self.shards):
+                    self.shard = 0
+                    self.epoch += 1
+        return {"words": did, "loss": loss, "seconds": time.perf_counter() - t0}
+
+    # -- parameters -----------------------------------------------------------------------------
+    def get_rows(self, rows):
+        """Copies of (syn0, syn1neg) rows ``rows`` (all rows when None)."""
+        if rows is None:
+            return self.trainer.syn0.copy(), self.trainer.syn1neg.copy()
+        return self.trainer.get_rows(rows)
+
+    def set_rows(self, rows, syn0, syn1neg) -> None:
+        if rows is None:
+            rows = np.arange(len(self.vocab), dtype=np.int64)
+        self.trainer.set_rows(rows, syn0, syn1neg)
+
+    def vectors(self) -> np.ndarray:
+        return self.trainer.syn0.copy()
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"syn0": self.trainer.syn0.copy(), "syn1neg": self.trainer.syn1neg.copy()}
+
+    def position(self) -> list[int]:
+        return [self.epoch, self.shard, self.offset]
+
+    def load_state(self, state: dict[str, np.ndarray], position: list[int]) -> None:
+        self.set_rows(None, state["syn0"], state["syn1neg"])
+        self.epoch, self.shard, self.offset = (int(x) for x in position)
+
+
+def _sentence_end(ids: np.ndarray, start: int, budget: int) -> int:
+    """The index just past the first sentence end at or after ``start + budget`` (or the array's end)."""
+    n = len(ids)
+    probe = min(n, start + max(1, budget))
+    if probe >= n:
+        return n
+    # search forward in blocks for the next separator
+    while probe < n:
+        block = ids[probe:probe + 65536]
+        hits = np.flatnonzero(block == SENTENCE_END)
+        if hits.size:
+            return probe + int(hits[0]) + 1
+        probe += len(block)
+    return n
+
+
+CKPT_ARRAYS = "state.safetensors"
+CKPT_META = "meta.json"
+
+
+def checkpoint_exists(d: Path) -> bool:
+    return (Path(d) / CKPT_META).is_file() and (Path(d) / CKPT_ARRAYS).is_file()
+
+
+def save_checkpoint(d: Path, state: dict[str, np.ndarray], meta: dict) -> None:
+    """Write arrays then metadata, each atomically (meta last: its presence marks a whole checkpoint)."""
+    from safetensors.numpy import save_file  # noqa: PLC0415
+
+    d = Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(d / (CKPT_ARRAYS + ".tmp")))
+    (d / (CKPT_ARRAYS + ".tmp")).replace(d / CKPT_ARRAYS)
+    (d / (CKPT_META + ".tmp")).write_text(json.dumps(meta))
+    (d / (CKPT_META + ".tmp")).replace(d / CKPT_META)
+
+
+def load_checkpoint(d: Path) -> tuple[dict[str, np.ndarray], dict]:
+    from safetensors.numpy import load_file  # noqa: PLC0415
+
+    d = Path(d)
+    return load_file(str(d / CKPT_ARRAYS)), json.loads((d / CKPT_META).read_text())
