@@ -2,7 +2,7 @@
 
 For each trainer: words/s = raw corpus words x epochs / wall time of (vocabulary + encoding + training),
 analogy accuracy on gensim's questions-words.txt (3CosAdd, 30,000 most frequent words), and WordSim-353
-Spearman; then kiln/gensim ratios. Every model is scored by the same code (workers/word2vec/evaluate.py,
+Spearman (means over the runs); then kiln/gensim ratios. Wall time is the median of ``--repeats`` runs. Every model is scored by the same code (workers/word2vec/evaluate.py,
 which agrees with gensim's own evaluate_* functions).
 
     python -m bench.word2vec_vs_gensim [--corpus PATH] [--epochs 5] [--sg 1] [--threads 2]
@@ -30,6 +30,7 @@ from workers.word2vec.vocab import Vocab, count_shard, merge_counts
 
 
 def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> tuple[Word2VecModel, float]:
+    """(model, wall seconds of gensim's build_vocab + train)."""
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
@@ -42,6 +43,7 @@ def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> tuple
 
 
 def run_kiln(corpus: str, p: Word2VecParams, threads: int, seed: int) -> tuple[Word2VecModel, float, int]:
+    """(model, wall seconds of vocabulary + encoding + training, raw words)."""
     t0 = time.perf_counter()
     shards = plan_shards([corpus])
     counts = merge_counts([count_shard(s) for s in shards])
@@ -68,35 +70,47 @@ def main() -> None:
     ap.add_argument("--gensim-workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="threads of kiln's Hogwild variant (0: skip it)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3, help="runs per trainer; wall time is the median")
     args = ap.parse_args()
     corpus = str(args.corpus or wiki_extract_text())
     p = Word2VecParams(corpus=[corpus], sg=bool(args.sg), dim=args.dim, window=5, negative=5, min_count=5,
                        sample=1e-3, epochs=args.epochs)
     warm_up(p)
 
-    runs: list[tuple[str, Word2VecModel, float]] = []
-    g_model, g_wall = run_gensim(corpus, p, args.gensim_workers, args.seed)
-    runs.append((f"gensim workers={args.gensim_workers}", g_model, g_wall))
-    k_model, k_wall, raw = run_kiln(corpus, p, 1, args.seed)
-    runs.append(("kiln 1 thread", k_model, k_wall))
+    trainers = [(f"gensim workers={args.gensim_workers}", lambda: run_gensim(corpus, p, args.gensim_workers, args.seed)),
+                ("kiln 1 thread", lambda: run_kiln(corpus, p, 1, args.seed)[:2])]
     if args.threads > 1:
-        t_model, t_wall, _ = run_kiln(corpus, p, args.threads, args.seed)
-        runs.append((f"kiln {args.threads} threads", t_model, t_wall))
+        trainers.append((f"kiln {args.threads} threads", lambda: run_kiln(corpus, p, args.threads, args.seed)[:2]))
+    raw = sum(len(line.split()) for line in open(corpus, encoding="utf-8", errors="replace"))
+    walls: dict[str, list[float]] = {name: [] for name, _ in trainers}
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in trainers}
+    for r in range(args.repeats):
+        # alternate the order so that a busy machine does not always hit the same trainer
+        for name, fn in (trainers if r % 2 == 0 else trainers[::-1]):
+            model, wall = fn()
+            walls[name].append(wall)
+            scores[name].append((analogy_accuracy(model, questions_words())["accuracy"],
+                                 similarity_spearman(model, wordsim353())["spearman"]))
+            vocab_size = len(model)
 
-    print(f"corpus {corpus}: {raw:,} words; {'skip-gram' if p.sg else 'CBOW'} dim {p.dim} window {p.window} "
-          f"negative {p.negative} min_count {p.min_count} sample {p.sample} epochs {p.epochs}")
+    print(f"corpus {corpus}: {raw:,} words, vocabulary {vocab_size:,}; {'skip-gram' if p.sg else 'CBOW'} "
+          f"dim {p.dim} window {p.window} negative {p.negative} min_count {p.min_count} sample {p.sample} "
+          f"epochs {p.epochs}; median of {args.repeats} runs (min-max)")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    head = f"{'trainer':<20} {'vocab':>7} {'wall s':>7} {'words/s':>10} {'analogy':>8} {'wordsim':>8}"
-    print(head + f" {'speed x':>8} {'analogy d':>9} {'wordsim d':>9}")
+    print(f"{'trainer':<18} {'wall s':>16} {'words/s':>10} {'analogy':>8} {'wordsim':>8} "
+          f"{'speed x':>8} {'analogy d':>9} {'wordsim d':>9}")
     base = None
-    for name, model, wall in runs:
+    for name, _ in trainers:
+        w = sorted(walls[name])
+        wall = float(np.median(w))
         wps = raw * p.epochs / wall
-        acc = analogy_accuracy(model, questions_words())["accuracy"]
-        rho = similarity_spearman(model, wordsim353())["spearman"]
+        acc = float(np.mean([a for a, _ in scores[name]]))
+        rho = float(np.mean([b for _, b in scores[name]]))
         if base is None:
             base = (wps, acc, rho)
-        line = f"{name:<20} {len(model):>7} {wall:>7.2f} {wps:>10,.0f} {acc:>8.2%} {rho:>8.3f}"
-        print(line + f" {wps / base[0]:>8.2f} {100 * (acc - base[1]):>+8.2f}p {rho - base[2]:>+9.3f}")
+        spread = f"{wall:.2f} ({w[0]:.2f}-{w[-1]:.2f})"
+        print(f"{name:<18} {spread:>16} {wps:>10,.0f} {acc:>8.2%} {rho:>8.3f} "
+              f"{wps / base[0]:>8.2f} {100 * (acc - base[1]):>+8.2f}p {rho - base[2]:>+9.3f}")
 
 
 if __name__ == "__main__":

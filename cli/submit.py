@@ -74,13 +74,14 @@ def word2vec(corpus, name, sg, dim, window, negative, min_count, max_vocab_size,
 
 
 def _submit(data: dict, *, follow: bool, as_json: bool) -> None:
-    from shared.specs import build_spec  # noqa: PLC0415
+    from services.jobs import validate_offline  # noqa: PLC0415
+    from shared.config import get_settings  # noqa: PLC0415
 
     from cli.context import job_service  # noqa: PLC0415
 
-    build_spec(data)  # fail fast on a bad spec, before any service is started
+    spec = validate_offline(data, user=get_settings().user)  # fail fast, before any service is started
     svc = job_service(start_stack=True)
-    view = svc.submit(svc.validate(data))
+    view = svc.submit(spec)
     job_id = view["id"]
     if not follow:
         if as_json:

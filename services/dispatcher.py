@@ -206,6 +206,9 @@ class Dispatcher:
         except InvalidTransition as e:  # cancelled while finishing: nothing is registered
             self.b.status.log(job_id, f"finished but not registered: {e}", level="WARNING")
             return
+        except KilnError as e:  # the result could not be registered (e.g. a bad metric): fail the job
+            self._fail(job_id, f"could not register the model: {e}")
+            return
         self.b.status.set_state(job_id, JobState.SUCCEEDED, progress=1.0, model=f"{model['name']}:{model['version']}",
                                 metrics=result["metrics"], eta_s=0)
         self.b.status.log(job_id, f"registered model {model['name']} version {model['version']}")

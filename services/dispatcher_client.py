@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 from shared import keys
@@ -15,13 +16,17 @@ HEARTBEAT_FRESH_S = 10.0
 
 def connect_ray(settings: Settings) -> None:
     """Connect this process to the cluster at ``settings.ray_address`` (once)."""
+    if not settings.ray_address:
+        raise Unavailable("no Ray cluster: run `kiln up`, or set RAY_ADDRESS")
+    if "ray" not in sys.modules:  # Ray reads its auth settings when first imported
+        from services.stack import prepare_ray_client  # noqa: PLC0415
+
+        prepare_ray_client(settings)
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray  # noqa: PLC0415 - kept out of the read-only commands' import path
 
     if ray.is_initialized():
         return
-    if not settings.ray_address:
-        raise Unavailable("no Ray cluster: run `kiln up`, or set RAY_ADDRESS")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
         ray.init(address=settings.ray_address, namespace=settings.namespace, logging_level="ERROR",
                  log_to_driver=False, configure_logging=True)

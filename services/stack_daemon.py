@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import time
 
 import redis
 
-from services.stack import STACK_FILE, redis_server_binary
+from services.stack import STACK_FILE, redis_server_binary, use_ray_token
 from shared.config import load_settings
 
 
@@ -46,6 +47,17 @@ def _start_redis(home) -> tuple[subprocess.Popen, str]:
     raise SystemExit("redis-server did not answer within 10s")
 
 
+def ray_token(home):
+    """Create the embedded Ray's auth token (once) and make this process and its children use it."""
+    path = home / "ray_auth_token"
+    if not path.is_file():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32))
+    use_ray_token(path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", required=True)
@@ -64,13 +76,17 @@ def main() -> None:
         redis_proc, redis_url = _start_redis(home)
     ray_address = settings.ray_address
     try:
+        token_path = None
         if settings.embedded_ray:
+            token_path = ray_token(home)  # before Ray is imported: it reads the auth settings then
             import ray  # noqa: PLC0415 - the daemon is the only process that must import ray at start
 
+            # Token authentication, with the token kept under KILN_HOME (mode 0600).
             ctx = ray.init(include_dashboard=False, namespace=settings.namespace, logging_level="WARNING",
                            log_to_driver=False, configure_logging=True)
             ray_address = ctx.address_info["gcs_address"]
-        info = {"pid": os.getpid(), "redis_url": redis_url, "ray_address": ray_address, "started_at": time.time()}
+        info = {"pid": os.getpid(), "redis_url": redis_url, "ray_address": ray_address, "started_at": time.time(),
+                "ray_auth_token_path": str(token_path) if token_path else None}
         tmp = home / (STACK_FILE + ".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(home / STACK_FILE)

@@ -16,6 +16,8 @@ import redis
 from shared.config import Settings
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# The test cluster is local and short-lived; the embedded stack (tests/test_stack.py) sets up its own token.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 SPARE_REDIS = os.environ.get("KILN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -109,7 +110,7 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         if wal:
-            cur.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cur)
             cur.execute("PRAGMA synchronous=NORMAL")  # durable enough with WAL, and much faster
         cur.close()
 
@@ -121,17 +122,32 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    # WAL is stored in the file, so this only switches a new database. Switching needs an exclusive lock
+    # that SQLite does not wait for, and several processes may open a new database at once: retry.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cur.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def _report_unavailable(engine: Engine) -> None:
     where = _shown(engine.url)
 
     @event.listens_for(engine, "handle_error")
     def _on_error(ctx):
         orig = ctx.original_exception
-        if ctx.connection is None or ctx.is_disconnect:  # could not connect, or the connection dropped
-            return Unavailable(f"cannot reach the database at {where}: {_first_line(orig)}")
         if isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig):
             return Unavailable(f"the database at {where} stayed locked by another process "
                                f"for {BUSY_TIMEOUT_S:.0f} s")
+        if ctx.connection is None or ctx.is_disconnect:  # could not connect, or the connection dropped
+            return Unavailable(f"cannot reach the database at {where}: {_first_line(orig)}")
         return None
 
 

@@ -112,7 +112,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     rx -= rx.mean()
     ry -= ry.mean()
     den = np.sqrt((rx * rx).sum() * (ry * ry).sum())
-    return float((rx * ry).sum() / den) if den else float("nan")
+    return float((rx * ry).sum() / den) if den > 0 else float("nan")
 
 
 def similarity_spearman(model: Word2VecModel, path: str | Path, *, restrict_vocab: int = 300000,
@@ -148,6 +148,7 @@ def similarity_spearman(model: Word2VecModel, path: str | Path, *, restrict_voca
     idx = np.array(pairs)
     sims = np.einsum("ij,ij->i", u[idx[:, 0]], u[idx[:, 1]]).astype(np.float64)
     g = np.array(gold, dtype=np.float64)
-    pearson = float(np.corrcoef(g, sims)[0, 1])
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant scores: nan, as scipy says
+        pearson = float(np.corrcoef(g, sims)[0, 1])
     return {"spearman": spearman(g, sims), "pearson": pearson, "pairs": len(pairs), "oov": oov,
             "oov_ratio": oov / parsed}

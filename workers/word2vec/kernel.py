@@ -2,7 +2,8 @@
 
 Semantics follow gensim / the C tool: frequent-word subsampling (gensim's ``sample`` formula, applied to a
 sentence before windows are formed), a dynamic window (per centre word a reduced window ``b`` drawn
-uniformly from [0, window) and the effective window ``window - b``), negatives drawn from unigram^ns_exponent,
+uniformly from [0, window) and the effective window ``window - b``), negatives drawn from unigram^ns_exponent
+(an alias table: O(1) per draw, exact),
 and a learning rate falling linearly over the chunk from ``lr_start`` to ``lr_end``. The sigmoid and the
 loss come from 1000-entry tables over [-6, 6] (saturated outside), as in the C tool.
 
@@ -50,7 +51,8 @@ def init_vectors(vocab_size: int, dim: int, seed: int) -> tuple[np.ndarray, np.n
 
 
 def cum_table(counts: np.ndarray, ns_exponent: float = 0.75, domain: int = 2**31 - 1) -> np.ndarray:
-    """Cumulative unigram^ns_exponent table (int64, last entry == domain) for drawing negatives by bisection."""
+    """Cumulative unigram^ns_exponent table (int64, last entry == domain), as gensim's; the torch kernel
+    draws negatives from it with searchsorted."""
     w = np.asarray(counts, dtype=np.float64) ** ns_exponent
     cum = np.cumsum(w) / w.sum()
     table = np.round(cum * domain).astype(np.int64)
@@ -72,27 +74,67 @@ def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.round(prob * 2**32).astype(np.int64)
 
 
+@njit(cache=True)
+def _alias_build(prob):
+    """Vose's alias method: (threshold int64 in [0, 2**32], alias int32) so that drawing a uniform column
+    ``i`` and keeping it when a 32-bit draw < threshold[i] (else taking alias[i]) samples ``prob`` exactly."""
+    n = prob.shape[0]
+    scaled = prob * n
+    threshold = np.empty(n, np.int64)
+    alias = np.arange(n).astype(np.int32)
+    small = np.empty(n, np.int64)
+    large = np.empty(n, np.int64)
+    ns = 0
+    nl = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        nl -= 1
+        l = large[nl]
+        threshold[s] = int(scaled[s] * 4294967296.0)
+        alias[s] = l
+        scaled[l] = (scaled[l] + scaled[s]) - 1.0
+        if scaled[l] < 1.0:
+            small[ns] = l
+            ns += 1
+        else:
+            large[nl] = l
+            nl += 1
+    for k in range(nl):
+        threshold[large[k]] = 4294967296
+    for k in range(ns):  # rounding leftovers
+        threshold[small[k]] = 4294967296
+    return threshold, alias
+
+
+def alias_table(counts: np.ndarray, ns_exponent: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """Negative-sampling distribution unigram^ns_exponent as an alias table (O(1) draws, 12 bytes a word)."""
+    w = np.asarray(counts, dtype=np.float64) ** ns_exponent
+    return _alias_build(w / w.sum())
+
+
+@njit(inline="always")
+def _draw(threshold, alias, state):
+    """One negative from the alias table; returns (word, new rng state)."""
+    i = (state >> 16) % threshold.shape[0]
+    state = _next(state)
+    if (state >> 16) < threshold[i]:
+        t = i
+    else:
+        t = alias[i]
+    return t, _next(state)
+
+
 @njit(inline="always")
 def _next(state):
     return (state * _LCG_MUL + 11) & _MASK48
-
-
-@njit(inline="always")
-def _bisect(table, r):
-    lo = 0
-    hi = table.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if table[mid] <= r:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-@njit(inline="always")
-def _table_index(z):
-    return int((z + MAX_EXP) * (TABLE_SIZE / (2.0 * MAX_EXP)))
 
 
 @njit(nogil=True, cache=True)
@@ -119,7 +161,7 @@ def _subsample_sentence(ids, p, end, sample, keep, sent, pos, state):
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative,
+def train_sg(syn0, syn1neg, ids, start, end, neg_threshold, neg_alias, keep, sample, window, negative,
              lr_start, lr_end, seed, one_minus_sig, neg_log_sig):
     """Skip-gram over ``ids[start:end]``; returns (words read, loss sum, pairs trained)."""
     dim = syn0.shape[1]
@@ -131,9 +173,10 @@ def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative
     tgt = np.empty(negative + 1, np.int64)
     out = np.empty((negative + 1, dim), np.float32)    # output rows of the window, read once
     gout = np.empty((negative + 1, dim), np.float32)   # their gradient, written once
-    gs = np.empty(negative + 1, np.float32)
+    gmat = np.empty((2 * window, negative + 1), np.float32)  # scores, then gradients, of the window
+    sgn = -np.ones(negative + 1, np.float32)  # +1 for the centre (label 1), -1 for negatives
+    sgn[0] = 1.0
     neu1e = np.empty(dim, np.float32)
-    domain = cum[cum.shape[0] - 1]
     scale = TABLE_SIZE / (2.0 * MAX_EXP)
     words = 0
     pairs = 0
@@ -159,8 +202,7 @@ def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative
             tgt[0] = w
             nt = 1
             for _ in range(negative):
-                t = _bisect(cum, (state >> 16) % domain)
-                state = _next(state)
+                t, state = _draw(neg_threshold, neg_alias, state)
                 if t != w:
                     tgt[nt] = t
                     nt += 1
@@ -172,6 +214,7 @@ def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative
                     o[d] = row[d]
                 for d in range(dim):
                     go[d] = 0.0
+            # scores of every (context, target) pair of the window first: independent dot products
             for c in range(nc):
                 l1 = syn0[ctx[c]]
                 for t in range(nt):
@@ -179,32 +222,28 @@ def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative
                     f = np.float32(0.0)
                     for d in range(dim):
                         f += l1[d] * o[d]
-                    z = f if t == 0 else -f  # score of the right answer
-                    if z >= MAX_EXP:
-                        q = 0.0
-                    elif z <= -MAX_EXP:
-                        q = 1.0
-                        loss -= z
-                    else:
-                        k = int((z + MAX_EXP) * scale)
-                        q = one_minus_sig[k]
-                        loss += neg_log_sig[k]
-                    gs[t] = q * alpha if t == 0 else -q * alpha
+                    gmat[c, t] = f
+            for c in range(nc):
+                for t in range(nt):
+                    z = gmat[c, t] * sgn[t]  # score of the right answer
+                    z = min(max(z, -MAX_EXP), MAX_EXP - 1e-3)
+                    k = int((z + MAX_EXP) * scale)
+                    loss += neg_log_sig[k]
+                    gmat[c, t] = sgn[t] * one_minus_sig[k] * alpha
+            for c in range(nc):
+                l1 = syn0[ctx[c]]
                 for d in range(dim):
                     neu1e[d] = 0.0
                 for t in range(nt):
-                    g = gs[t]
+                    g = gmat[c, t]
                     o = out[t]
-                    for d in range(dim):
-                        neu1e[d] += g * o[d]
-                for t in range(nt):
-                    g = gs[t]
                     go = gout[t]
                     for d in range(dim):
+                        neu1e[d] += g * o[d]
                         go[d] += g * l1[d]
                 for d in range(dim):
                     l1[d] += neu1e[d]
-                pairs += 1
+            pairs += nc
             for t in range(nt):
                 row = syn1neg[tgt[t]]
                 go = gout[t]
@@ -214,7 +253,7 @@ def train_sg(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative
 
 
 @njit(nogil=True, fastmath=True, cache=True)
-def train_cbow(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negative, cbow_mean,
+def train_cbow(syn0, syn1neg, ids, start, end, neg_threshold, neg_alias, keep, sample, window, negative, cbow_mean,
                lr_start, lr_end, seed, one_minus_sig, neg_log_sig):
     """CBOW over ``ids[start:end]``; returns (words read, loss sum, centre words trained)."""
     dim = syn0.shape[1]
@@ -224,7 +263,6 @@ def train_cbow(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negati
     pos = np.empty(end - start + 1, np.int64)
     neu1 = np.empty(dim, np.float32)
     neu1e = np.empty(dim, np.float32)
-    domain = cum[cum.shape[0] - 1]
     scale = TABLE_SIZE / (2.0 * MAX_EXP)
     words = 0
     trained = 0
@@ -260,8 +298,7 @@ def train_cbow(syn0, syn1neg, ids, start, end, cum, keep, sample, window, negati
                 if t == 0:
                     target = w
                 else:
-                    target = _bisect(cum, (state >> 16) % domain)
-                    state = _next(state)
+                    target, state = _draw(neg_threshold, neg_alias, state)
                     if target == w:
                         continue
                 row = syn1neg[target]
@@ -295,7 +332,8 @@ class KernelTables:
     """What the kernel needs besides the weights: negative-sampling and subsampling tables."""
 
     def __init__(self, counts: np.ndarray, *, ns_exponent: float, sample: float):
-        self.cum = cum_table(counts, ns_exponent)
+        self.cum = cum_table(counts, ns_exponent)  # for the torch kernel's searchsorted
+        self.neg_threshold, self.neg_alias = alias_table(counts, ns_exponent)
         self.keep = sample_ints(counts, sample)
         self.sample = sample > 0
 
@@ -308,9 +346,9 @@ def train_range(syn0: np.ndarray, syn1neg: np.ndarray, ids: np.ndarray, start: i
         raise TypeError("syn0/syn1neg must be float32 and ids int32")
     seed = int(seed) & _MASK48
     if sg:
-        return train_sg(syn0, syn1neg, ids, start, end, tables.cum, tables.keep, tables.sample, window,
+        return train_sg(syn0, syn1neg, ids, start, end, tables.neg_threshold, tables.neg_alias, tables.keep, tables.sample, window,
                         negative, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
-    return train_cbow(syn0, syn1neg, ids, start, end, tables.cum, tables.keep, tables.sample, window,
+    return train_cbow(syn0, syn1neg, ids, start, end, tables.neg_threshold, tables.neg_alias, tables.keep, tables.sample, window,
                       negative, cbow_mean, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
 
 

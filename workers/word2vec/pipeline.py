@@ -171,6 +171,7 @@ def run_word2vec(ctx) -> dict:
     for k, rate in enumerate(per_worker_rate):
         metrics[f"worker{k}_words_per_s"] = round(rate * raw_words / max(total, 1), 1)
     metrics.update(_evaluate(ctx, model, p))
+    metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}  # a diverged loss is no metric
     for w in workers:
         ray.kill(w)
     params = p.model_dump(exclude={"corpus"})
