@@ -5,7 +5,7 @@ sentence before windows are formed), a dynamic window (per centre word a reduced
 uniformly from [0, window) and the effective window ``window - b``), negatives drawn from unigram^ns_exponent
 (an alias table: O(1) per draw, exact),
 and a learning rate falling linearly over the chunk from ``lr_start`` to ``lr_end``. The sigmoid and the
-loss come from 1000-entry tables over [-6, 6] (saturated outside), as in the C tool.
+loss come from 1000-entry tables over [-6, 6] (scores outside are clamped to the edge), as in the C tool.
 
 Skip-gram shares negatives across each window (HogBatch, Ji et al. 2016): for a centre word ``w`` one set
 of negatives is drawn, and every context word's input vector is scored against the same output rows
