@@ -18,8 +18,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The demo: the Wikipedia sample from gensim's test data (offline) -> a word2vec job on the embedded
+# stack -> a registered model, its metrics, and the nearest neighbours of a few probe words.
+DEMO_MODEL ?= enwiki-demo
+DEMO_WORDS ?= war king music river computer
+PYDATA = $(BIN)/python -c "import bench.corpora as c; print(c.$(1)())"
+
 demo: setup
-	$(BIN)/python -m bench.demo
+	@echo "== preparing the demo corpus (Wikipedia sample from gensim's test data)"
+	$(eval CORPUS := $(shell $(call PYDATA,wiki_extract_text)))
+	$(eval QW := $(shell $(call PYDATA,questions_words)))
+	$(eval WS := $(shell $(call PYDATA,wordsim353)))
+	@echo "== kiln submit (starts the embedded stack under $${KILN_HOME:-~/.kiln} if needed)"
+	$(BIN)/kiln submit word2vec $(CORPUS) --name $(DEMO_MODEL) --epochs 10 --min-count 5 \
+		--eval-analogies $(QW) --eval-similarity $(WS) --follow
+	$(BIN)/kiln models show $(DEMO_MODEL)
+	@for w in $(DEMO_WORDS); do echo "== kiln similar $(DEMO_MODEL) $$w --top 8"; \
+		$(BIN)/kiln similar $(DEMO_MODEL) $$w --top 8 || exit 1; done
+	@echo "== the stack keeps running (kiln jobs, kiln models list ...); stop it with: $(BIN)/kiln down"
 
 test: setup
 	$(BIN)/python -m pytest -q -rs

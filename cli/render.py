@@ -19,7 +19,9 @@ def table(headers: list[str], rows: list[list]) -> None:
     t = Table(*headers, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         t.add_row(*["" if v is None else str(v) for v in row])
-    Console(soft_wrap=True, no_color=not sys.stdout.isatty()).print(t)
+    tty = sys.stdout.isatty()
+    # Piped output is never cut to 80 columns: scripts and logs get whole cells.
+    Console(soft_wrap=True, no_color=not tty, width=None if tty else 250).print(t)
 
 
 def fmt_rate(x) -> str:
