@@ -157,9 +157,10 @@ class JobService:
 def validate_offline(data: dict, *, user: str) -> JobSpec:
     """The checks that need no running service: the spec itself, its files, and (for small corpora)
     whether any word reaches min_count."""
-    from workers.word2vec.precheck import check_min_count  # noqa: PLC0415
+    from workers.word2vec.precheck import check_eval_files, check_min_count  # noqa: PLC0415
 
     spec = build_spec({"user": user, **data})
+    check_eval_files(spec.params)
     check_min_count(spec.params)
     return spec
 

@@ -10,6 +10,7 @@ reports progress to Redis, and writes a checkpoint every ``checkpoint_interval_s
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,7 +30,9 @@ FULL_SYNC_ROUNDS = 8
 FREQUENT_ROWS = 4096
 """How many of the most frequent words count as frequent rows for averaging."""
 SHARD_BYTES = 32 << 20
-"""Target bytes per corpus shard (one Ray task scans or encodes one shard)."""
+"""Largest target bytes per corpus shard (one Ray task scans or encodes one shard)."""
+MIN_SHARD_BYTES = 1 << 20
+"""Smallest target bytes per shard: below this a task costs more than it saves."""
 
 
 def _reader_opts(p) -> dict:
@@ -42,23 +45,33 @@ def _count(shard: dict, opts: dict):
 
 
 @ray.remote(num_cpus=1)
-def _encode(shard: dict, vocab_json: str, opts: dict, dest: str) -> tuple[str, int]:
+def _encode(shard: dict, vocab_json: str, opts: dict, dest: str) -> tuple[str, int, int]:
     from workers.word2vec.encode import count_words, encode_shard, save_encoded  # noqa: PLC0415
 
     ids = encode_shard(Shard.from_dict(shard), Vocab.from_json(vocab_json), **opts)
     save_encoded(dest, ids)
-    return dest, count_words(ids)
+    return dest, count_words(ids), len(ids)
 
 
-def _assign(sizes: list[int], workers: int) -> list[list[int]]:
-    """Greedy balance of shards (by word count) over workers, largest first."""
-    loads = [0] * workers
-    out: list[list[int]] = [[] for _ in range(workers)]
-    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        w = loads.index(min(loads))
-        out[w].append(i)
-        loads[w] += sizes[i]
-    return [sorted(x) for x in out]
+def split_stream(lengths: list[int], workers: int) -> list[list[tuple[int, int, int]]]:
+    """Cut the concatenated encoded shards into ``workers`` contiguous parts of equal length.
+
+    Returns, per worker, pieces (shard index, lo, hi) in array positions. Workers move each cut to
+    the next sentence start (Word2VecWorker), with the same rule on both sides, so pieces tile exactly.
+    """
+    total = sum(lengths)
+    cuts = [round(total * k / workers) for k in range(workers + 1)]
+    starts = np.cumsum([0] + lengths[:-1]).tolist()
+    parts: list[list[tuple[int, int, int]]] = []
+    for k in range(workers):
+        lo, hi = cuts[k], cuts[k + 1]
+        pieces = []
+        for i, (s0, n) in enumerate(zip(starts, lengths)):
+            a, b = max(lo, s0), min(hi, s0 + n)
+            if a < b:
+                pieces.append((i, a - s0, b - s0))
+        parts.append(pieces)
+    return parts
 
 
 def run_word2vec(ctx) -> dict:
@@ -69,7 +82,10 @@ def run_word2vec(ctx) -> dict:
     opts = _reader_opts(p)
 
     # 1. vocabulary: map over shards, reduce here
-    shards = plan_shards(p.corpus, target_bytes=SHARD_BYTES)
+    corpus_bytes = sum(os.path.getsize(f) for f in p.corpus)
+    # several shards per CPU of the job, so the scan and encoding tasks keep every CPU busy
+    target = int(min(SHARD_BYTES, max(MIN_SHARD_BYTES, corpus_bytes / (4 * max(1.0, r.total_cpus)))))
+    shards = plan_shards(p.corpus, target_bytes=target)
     fingerprint_ref = corpus_fingerprint.remote(p.corpus)
     counts = merge_counts(ray.get([_count.remote(s.to_dict(), opts) for s in shards]))
     vocab = Vocab.build(counts, min_count=p.min_count, max_vocab_size=p.max_vocab_size)
@@ -85,17 +101,17 @@ def run_word2vec(ctx) -> dict:
     encoded = ray.get([_encode.remote(s.to_dict(), vocab_json, opts, str(data_dir / f"shard-{i:05d}.npy"))
                        for i, s in enumerate(shards)])
     paths = [e[0] for e in encoded]
-    sizes = [e[1] for e in encoded]
-    total = sum(sizes)
+    total = sum(e[1] for e in encoded)
+    lengths = [e[2] for e in encoded]
     prep_s = time.time() - t0
     ctx.log(f"encoded {total} in-vocabulary words in {prep_s:.1f}s")
 
     # 3. trainers
     workers_n = r.workers
-    groups = _assign(sizes, workers_n)
+    parts = split_stream(lengths, workers_n)
     actor = ray.remote(Word2VecWorker).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
-    workers = [actor.remote(p.model_dump_json(), vocab_json, [paths[i] for i in g], spec.seed + k,
-                            r.gpus_per_worker > 0) for k, g in enumerate(groups)]
+    workers = [actor.remote(p.model_dump_json(), vocab_json, [(paths[i], lo, hi) for i, lo, hi in part],
+                            spec.seed + k, r.gpus_per_worker > 0) for k, part in enumerate(parts)]
     total_work = total * p.epochs
     ckpt_dir = ctx.artifacts.checkpoint_dir(ctx.job_id)
     done = 0
@@ -104,7 +120,6 @@ def run_word2vec(ctx) -> dict:
         ray.get([w.load_state.remote(state, meta["positions"][k]) for k, w in enumerate(workers)])
         done = int(meta["words_done"])
         ctx.log(f"resumed from the checkpoint at {done / total_work:.1%}")
-    worker_words = [sizes_sum for sizes_sum in (sum(sizes[i] for i in g) for g in groups)]
     ctx.report(progress=done / total_work, epochs=p.epochs, throughput_unit="words/s", message="training")
     ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s)")
 
@@ -118,8 +133,7 @@ def run_word2vec(ctx) -> dict:
     per_worker_rate = [0.0] * workers_n
     while done < total_work:
         a0 = done / total_work
-        share = [min(budget, max(0, ww * p.epochs)) for ww in worker_words]
-        step = sum(share)
+        step = budget * workers_n
         a1 = min(1.0, (done + step) / total_work)
         lr0 = p.lr - (p.lr - p.min_lr) * a0
         lr1 = p.lr - (p.lr - p.min_lr) * a1

@@ -29,3 +29,18 @@ def check_min_count(params: Word2VecParams) -> None:
         Vocab.build(merge_counts(parts), min_count=params.min_count, max_vocab_size=params.max_vocab_size)
     except TrainingError as e:
         raise InvalidParameter(f"corpus: {e}") from None
+
+
+def check_eval_files(params: Word2VecParams) -> None:
+    """Raise InvalidParameter if an evaluation file is not in its format (checked on a one-word model,
+    since the format errors do not depend on the vocabulary)."""
+    import numpy as np  # noqa: PLC0415
+
+    from workers.word2vec.evaluate import analogy_accuracy, similarity_spearman  # noqa: PLC0415
+    from workers.word2vec.model import Word2VecModel  # noqa: PLC0415
+
+    probe = Word2VecModel(["_"], np.ones((1, 1), dtype=np.float32))
+    if params.eval_analogies:
+        analogy_accuracy(probe, params.eval_analogies)
+    if params.eval_similarity:
+        similarity_spearman(probe, params.eval_similarity)

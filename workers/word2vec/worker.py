@@ -18,12 +18,19 @@ from workers.word2vec.vocab import Vocab
 
 
 class Word2VecWorker:
-    def __init__(self, params_json: str, vocab_json: str, shard_paths: list[str], seed: int, gpu: bool = False):
+    def __init__(self, params_json: str, vocab_json: str, pieces: list[tuple[str, int, int]], seed: int,
+                 gpu: bool = False):
+        """``pieces``: (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start."""
         from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
 
         self.params = Word2VecParams.model_validate_json(params_json)
         self.vocab = Vocab.from_json(vocab_json)
-        self.shards = [load_encoded(p, mmap=True) for p in shard_paths]
+        self.shards = []
+        for path, lo, hi in pieces:
+            ids = load_encoded(path, mmap=True)
+            a, b = sentence_start(ids, lo), sentence_start(ids, hi)
+            if a < b:
+                self.shards.append(ids[a:b])
         self.words = [int(np.count_nonzero(s >= 0)) for s in self.shards]
         self.trainer = Word2VecTrainer(self.params, self.vocab, seed=seed, backend="torch" if gpu else "numba",
                                        device="cuda" if gpu else "cpu")
@@ -81,6 +88,22 @@ class Word2VecWorker:
     def load_state(self, state: dict[str, np.ndarray], position: list[int]) -> None:
         self.set_rows(None, state["syn0"], state["syn1neg"])
         self.epoch, self.shard, self.offset = (int(x) for x in position)
+
+
+def sentence_start(ids: np.ndarray, x: int) -> int:
+    """The first position >= x where a sentence starts (0, just after a -1, or the array's end)."""
+    if x <= 0:
+        return 0
+    n = len(ids)
+    if x >= n:
+        return n
+    probe = x - 1  # x starts a sentence if the separator sits just before it
+    while probe < n:
+        hits = np.flatnonzero(ids[probe:probe + 65536] == SENTENCE_END)
+        if hits.size:
+            return probe + int(hits[0]) + 1
+        probe += 65536
+    return n
 
 
 def _sentence_end(ids: np.ndarray, start: int, budget: int) -> int:
