@@ -1,36 +1,75 @@
-"""kiln's word2vec trainer against gensim's Word2Vec on one corpus, same hyperparameters, one run.
+"""kiln's word2vec against gensim's Word2Vec on one corpus, same hyperparameters: in process and as a Ray job.
 
-For each trainer: words/s = raw corpus words x epochs / wall time of (vocabulary + encoding + training),
-analogy accuracy on gensim's questions-words.txt (3CosAdd, 30,000 most frequent words), and WordSim-353
-Spearman (means over the runs); then kiln/gensim ratios. Wall time is the median of ``--repeats`` runs. Every model is scored by the same code (workers/word2vec/evaluate.py,
-which agrees with gensim's own evaluate_* functions).
+Rows:
+- ``gensim workers=2``: gensim's Word2Vec (build_vocab + train), the peer;
+- ``kiln in-process 1 thread``: kiln's trainer called directly (vocabulary, encoding, numba kernel);
+- ``kiln Ray job N worker(s)``: the pipeline a submitted job runs (workers/word2vec/pipeline.py: vocabulary
+  map-reduce and encoding in Ray tasks, N ``Word2VecWorker`` actors of 1 CPU averaging parameters every
+  round) on a local Ray cluster of ``--ray-cpus`` CPUs, without Redis or SQL: a stand-in job context
+  (``BenchJobContext``) keeps status and logs in memory (``MemoryStatus``) and files in a temporary folder.
 
-    python -m bench.word2vec_vs_gensim [--corpus PATH] [--epochs 5] [--sg 1] [--threads 2]
+Columns: wall s = vocabulary + encoding + training (for a Ray job: the job's ``prep_seconds +
+train_seconds``; ``job s`` is the whole ``run_word2vec`` call, model files included), median over
+``--repeats`` runs; words/s = raw corpus words x epochs / wall s; analogy = accuracy on gensim's
+questions-words.txt (3CosAdd over the 30,000 most frequent words); wordsim = WordSim-353 Spearman (means
+over the runs); then each figure as a ratio to gensim's. Every model is scored by the same code
+(workers/word2vec/evaluate.py, which agrees with gensim's evaluate_* functions).
 
-The default corpus is the offline Wikipedia sample from bench/corpora.py. numba compiles the kernel
-once per machine (cached on disk); a warm-up call before timing keeps that out of the figures.
+    python -m bench.word2vec_vs_gensim [--corpus PATH] [--epochs 5] [--repeats 3] [--ray-workers 1,2]
+
+The default corpus is bench/corpora.py's ``bench_corpus()`` (python3-doc manuals + WordNet glosses +
+the Wikipedia sample; ``make bench-data`` builds it), else the Wikipedia sample alone. numba compiles the
+kernel once per machine (cached on disk) and the first Ray job starts Ray's worker processes: an
+untimed warm-up of each keeps that out of the figures. The in-process rows run before Ray starts, so
+Ray's idle processes do not slow them; within each group the order alternates between repeats.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import platform
-import time
 
-import numpy as np
+# Before anything imports ray: a short-lived local cluster, no token, no usage report.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from bench.corpora import questions_words, wiki_extract_text, wordsim353
-from shared.specs import Word2VecParams
-from workers.word2vec.corpus import plan_shards
-from workers.word2vec.encode import encode_shard
-from workers.word2vec.evaluate import analogy_accuracy, similarity_spearman
-from workers.word2vec.model import Word2VecModel
-from workers.word2vec.trainer import Word2VecTrainer
-from workers.word2vec.vocab import Vocab, count_shard, merge_counts
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench.corpora import bench_corpus, questions_words, wiki_extract_text, word_count, wordsim353  # noqa: E402
+from shared.artifacts import ArtifactStore  # noqa: E402
+from shared.specs import JobSpec, Resources, Word2VecParams  # noqa: E402
+from workers.word2vec.corpus import plan_shards  # noqa: E402
+from workers.word2vec.encode import encode_shard  # noqa: E402
+from workers.word2vec.evaluate import analogy_accuracy, similarity_spearman  # noqa: E402
+from workers.word2vec.model import Word2VecModel  # noqa: E402
+from workers.word2vec.trainer import Word2VecTrainer  # noqa: E402
+from workers.word2vec.vocab import Vocab, count_shard, merge_counts  # noqa: E402
 
 
-def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> tuple[Word2VecModel, float]:
-    """(model, wall seconds of gensim's build_vocab + train)."""
+@dataclass
+class Run:
+    """One timed run: the model, the wall seconds of vocabulary + training, and extra figures."""
+
+    model: Word2VecModel
+    wall: float
+    job_s: float | None = None  # a Ray job's whole run_word2vec call
+    metrics: dict = field(default_factory=dict)  # a Ray job's result metrics
+
+
+# -- in process -------------------------------------------------------------------------------------
+
+def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> Run:
+    """gensim's build_vocab + train, timed."""
     from gensim.models import Word2Vec
     from gensim.models.word2vec import LineSentence
 
@@ -39,18 +78,18 @@ def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> tuple
                  min_count=p.min_count, sample=p.sample, epochs=p.epochs, alpha=p.lr, min_alpha=p.min_lr,
                  ns_exponent=p.ns_exponent, cbow_mean=int(p.cbow_mean), hs=0, workers=workers, seed=seed)
     wall = time.perf_counter() - t0
-    return Word2VecModel(list(m.wv.index_to_key), m.wv.vectors), wall
+    return Run(Word2VecModel(list(m.wv.index_to_key), m.wv.vectors), wall)
 
 
-def run_kiln(corpus: str, p: Word2VecParams, threads: int, seed: int) -> tuple[Word2VecModel, float, int]:
-    """(model, wall seconds of vocabulary + encoding + training, raw words)."""
+def run_kiln(corpus: str, p: Word2VecParams, threads: int, seed: int) -> Run:
+    """kiln's vocabulary + encoding + training in this process, timed."""
     t0 = time.perf_counter()
     shards = plan_shards([corpus])
     counts = merge_counts([count_shard(s) for s in shards])
     vocab = Vocab.build(counts, min_count=p.min_count, max_vocab_size=p.max_vocab_size)
     arrays = [encode_shard(s, vocab) for s in shards]
     model = Word2VecTrainer(p, vocab, seed, threads=threads).train(arrays)
-    return model, time.perf_counter() - t0, counts.raw_words
+    return Run(model, time.perf_counter() - t0)
 
 
 def warm_up(p: Word2VecParams) -> None:
@@ -61,56 +100,220 @@ def warm_up(p: Word2VecParams) -> None:
         Word2VecTrainer(p.model_copy(update={"sg": sg, "epochs": 1}), vocab, 1).train([ids])
 
 
+# -- the Ray job path -------------------------------------------------------------------------------
+
+class MemoryStatus:
+    """Stands in for shared.status.StatusStore (Redis) in the benchmark: keeps a job's state, its
+    latest progress fields and its log lines in memory, with the same method signatures."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+        self.fields: dict[str, dict] = {}
+        self.logs: dict[str, list[tuple[float, str, str]]] = {}
+
+    def set_state(self, job_id: str, state, **fields) -> None:
+        self.state[job_id] = getattr(state, "value", str(state))
+        self.fields.setdefault(job_id, {}).update(fields)
+
+    def report(self, job_id: str, **fields) -> None:
+        self.fields.setdefault(job_id, {}).update(fields, heartbeat=time.time())
+
+    def log(self, job_id: str, message: str, *, level: str = "INFO", pipeline=None) -> None:
+        self.logs.setdefault(job_id, []).append((time.time(), level, message))
+
+
+class BenchJobContext:
+    """What ``run_word2vec`` uses of workers.runner.JobContext, without Redis: ids, the spec, a
+    ``MemoryStatus`` and an ArtifactStore in a local folder."""
+
+    def __init__(self, job_id: str, spec: JobSpec, artifacts_root: str | Path, status: MemoryStatus):
+        self.job_id = job_id
+        self.spec = spec
+        self.attempt = 1
+        self.status = status
+        self.artifacts = ArtifactStore(artifacts_root)
+
+    def log(self, message: str, level: str = "INFO") -> None:
+        self.status.log(self.job_id, message, level=level)
+
+    def report(self, **fields) -> None:
+        self.status.report(self.job_id, **fields)
+
+
+def run_ray_job(corpus: str, p: Word2VecParams, workers: int, seed: int, root: Path, job_id: str,
+                status: MemoryStatus, checkpoint_interval_s: float | None) -> Run:
+    """One word2vec job through workers.word2vec.pipeline on the connected Ray cluster; its files are
+    removed afterwards, the model kept in memory."""
+    from workers.word2vec.pipeline import run_word2vec
+
+    extra = {} if checkpoint_interval_s is None else {"checkpoint_interval_s": checkpoint_interval_s}
+    spec = JobSpec(name="bench", params=p.model_copy(update={"corpus": [str(Path(corpus).absolute())]}),
+                   resources=Resources(workers=workers, cpus_per_worker=1.0), seed=seed, user="bench", **extra)
+    ctx = BenchJobContext(job_id, spec, root, status)
+    t0 = time.perf_counter()
+    result = run_word2vec(ctx)
+    job_s = time.perf_counter() - t0
+    m = result["metrics"]
+    model = Word2VecModel.load(ctx.artifacts.job_dir(job_id, "model"))
+    ctx.artifacts.remove_job(job_id)
+    return Run(model, m["prep_seconds"] + m["train_seconds"], job_s, m)
+
+
+def start_ray(num_cpus: int) -> None:
+    import ray
+
+    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+
+
+def warm_up_ray(corpus: str, p: Word2VecParams, workers: int, root: Path, lines: int = 5000) -> None:
+    """An untimed small job, so that Ray's worker processes are up before the timed ones."""
+    small = root / "warm-up.txt"
+    with open(corpus, encoding="utf-8", errors="replace") as src, open(small, "w", encoding="utf-8") as out:
+        for _, line in zip(range(lines), src):
+            out.write(line)
+    run_ray_job(str(small), p.model_copy(update={"epochs": 1, "min_count": 1}), workers, 1, root, "warm-up",
+                MemoryStatus(), None)
+
+
+# -- the report -------------------------------------------------------------------------------------
+
+def _versions() -> str:
+    out = []
+    for dist in ("gensim", "numba", "ray", "numpy"):
+        try:
+            out.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+def _ratio(x: float, base: float) -> str:
+    return f"{x / base:.2f}" if base > 0 and np.isfinite(x) else "n/a"
+
+
+def timed(trainers: list[tuple[str, Callable[[], Run]]], repeats: int, results: dict[str, list]) -> None:
+    """Run each trainer ``repeats`` times, alternating the order so that a busy machine does not always
+    hit the same one; append (Run, analogy accuracy, Spearman) to ``results[name]``."""
+    for r in range(repeats):
+        for name, fn in (trainers if r % 2 == 0 else trainers[::-1]):
+            run = fn()
+            acc = analogy_accuracy(run.model, questions_words())["accuracy"]
+            rho = similarity_spearman(run.model, wordsim353())["spearman"]
+            results[name].append((run, acc, rho))
+            print(f"  {name}: {run.wall:.2f} s, analogy {acc:.2%}, wordsim {rho:.3f}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", help="plain-text corpus (default: the Wikipedia sample)")
+    ap.add_argument("--corpus", help="plain-text corpus (default: bench_corpus(), else the Wikipedia sample)")
     ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--sg", type=int, default=1, choices=(0, 1))
+    ap.add_argument("--sg", type=int, default=1, choices=(0, 1), help="1 skip-gram, 0 CBOW")
     ap.add_argument("--dim", type=int, default=100)
+    ap.add_argument("--window", type=int, default=5)
+    ap.add_argument("--negative", type=int, default=5)
+    ap.add_argument("--min-count", type=int, default=5)
+    ap.add_argument("--sample", type=float, default=1e-3)
     ap.add_argument("--gensim-workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=2, help="threads of kiln's Hogwild variant (0: skip it)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="also time kiln's in-process Hogwild variant on this many threads (0: no such row)")
+    ap.add_argument("--ray-workers", default="1,2",
+                    help="comma-separated worker counts of the Ray job rows, 1 CPU each ('' : no Ray rows)")
+    ap.add_argument("--ray-cpus", type=int, default=2, help="CPUs of the local Ray cluster")
+    ap.add_argument("--checkpoint-interval", type=float, default=None,
+                    help="seconds between a Ray job's checkpoints (default: the job spec's default)")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--repeats", type=int, default=3, help="runs per trainer; wall time is the median")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per row; wall time is the median")
     args = ap.parse_args()
-    corpus = str(args.corpus or wiki_extract_text())
-    p = Word2VecParams(corpus=[corpus], sg=bool(args.sg), dim=args.dim, window=5, negative=5, min_count=5,
-                       sample=1e-3, epochs=args.epochs)
+    ray_workers = [int(x) for x in args.ray_workers.split(",") if x.strip()]
+    if any(n > args.ray_cpus for n in ray_workers):
+        ap.error(f"--ray-workers {args.ray_workers}: a job of 1-CPU workers needs at most --ray-cpus {args.ray_cpus}")
+
+    print(f"command: python -m bench.word2vec_vs_gensim {shlex.join(sys.argv[1:])}".rstrip())
+    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"Python {platform.python_version()}; {_versions()}")
+    if args.corpus:
+        corpus = str(args.corpus)
+    else:
+        try:
+            corpus = str(bench_corpus())
+        except FileNotFoundError as e:
+            print(f"note: {e}; falling back to the Wikipedia sample")
+            corpus = str(wiki_extract_text())
+    raw = word_count(corpus)
+    p = Word2VecParams(corpus=[corpus], sg=bool(args.sg), dim=args.dim, window=args.window, negative=args.negative,
+                       min_count=args.min_count, sample=args.sample, epochs=args.epochs)
+    print(f"corpus: {corpus}, {raw:,} words; {'skip-gram' if p.sg else 'CBOW'} dim {p.dim} window {p.window} "
+          f"negative {p.negative} min_count {p.min_count} sample {p.sample} epochs {p.epochs}; "
+          f"median of {args.repeats} run(s) (min-max)", flush=True)
+
     warm_up(p)
-
-    trainers = [(f"gensim workers={args.gensim_workers}", lambda: run_gensim(corpus, p, args.gensim_workers, args.seed)),
-                ("kiln 1 thread", lambda: run_kiln(corpus, p, 1, args.seed)[:2])]
+    gensim_row = f"gensim workers={args.gensim_workers}"
+    in_process = [(gensim_row, lambda: run_gensim(corpus, p, args.gensim_workers, args.seed)),
+                  ("kiln in-process 1 thread", lambda: run_kiln(corpus, p, 1, args.seed))]
     if args.threads > 1:
-        trainers.append((f"kiln {args.threads} threads", lambda: run_kiln(corpus, p, args.threads, args.seed)[:2]))
-    raw = sum(len(line.split()) for line in open(corpus, encoding="utf-8", errors="replace"))
-    walls: dict[str, list[float]] = {name: [] for name, _ in trainers}
-    scores: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in trainers}
-    for r in range(args.repeats):
-        # alternate the order so that a busy machine does not always hit the same trainer
-        for name, fn in (trainers if r % 2 == 0 else trainers[::-1]):
-            model, wall = fn()
-            walls[name].append(wall)
-            scores[name].append((analogy_accuracy(model, questions_words())["accuracy"],
-                                 similarity_spearman(model, wordsim353())["spearman"]))
-            vocab_size = len(model)
+        in_process.append((f"kiln in-process {args.threads} threads",
+                           lambda: run_kiln(corpus, p, args.threads, args.seed)))
+    ray_rows = [(f"kiln Ray job {n} worker{'s' if n > 1 else ''}", n) for n in ray_workers]
+    results: dict[str, list] = {name: [] for name, _ in in_process + ray_rows}
+    timed(in_process, args.repeats, results)
 
-    print(f"corpus {corpus}: {raw:,} words, vocabulary {vocab_size:,}; {'skip-gram' if p.sg else 'CBOW'} "
-          f"dim {p.dim} window {p.window} negative {p.negative} min_count {p.min_count} sample {p.sample} "
-          f"epochs {p.epochs}; median of {args.repeats} runs (min-max)")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"{'trainer':<18} {'wall s':>16} {'words/s':>10} {'analogy':>8} {'wordsim':>8} "
-          f"{'speed x':>8} {'analogy d':>9} {'wordsim d':>9}")
+    if ray_rows:
+        import ray
+
+        status = MemoryStatus()
+        with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
+            start_ray(args.ray_cpus)
+            try:
+                warm_up_ray(corpus, p, max(ray_workers), Path(tmp))
+                counter = iter(range(1_000_000))
+
+                def job(n: int) -> Callable[[], Run]:
+                    return lambda: run_ray_job(corpus, p, n, args.seed, Path(tmp), f"bench-{n}w-{next(counter)}",
+                                               status, args.checkpoint_interval)
+
+                timed([(name, job(n)) for name, n in ray_rows], args.repeats, results)
+            finally:
+                ray.shutdown()
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    vocab_size = len(results[gensim_row][0][0].model)
+    print(f"vocabulary: {vocab_size:,} words (gensim); Ray cluster: {args.ray_cpus} CPUs, 1 CPU per worker")
+    head = (f"{'trainer':<26} {'wall s':>19} {'job s':>7} {'words/s':>10} {'analogy':>8} {'wordsim':>8} "
+            f"{'speed x':>8} {'analogy x':>9} {'wordsim x':>9}")
+    print(head)
+    print("-" * len(head))
     base = None
-    for name, _ in trainers:
-        w = sorted(walls[name])
-        wall = float(np.median(w))
+    summary: dict[str, dict] = {}
+    for name in results:
+        runs = results[name]
+        walls = sorted(r.wall for r, _, _ in runs)
+        wall = float(np.median(walls))
         wps = raw * p.epochs / wall
-        acc = float(np.mean([a for a, _ in scores[name]]))
-        rho = float(np.mean([b for _, b in scores[name]]))
+        acc = float(np.mean([a for _, a, _ in runs]))
+        rho = float(np.mean([b for _, _, b in runs]))
+        job_s = [r.job_s for r, _, _ in runs if r.job_s is not None]
         if base is None:
             base = (wps, acc, rho)
-        spread = f"{wall:.2f} ({w[0]:.2f}-{w[-1]:.2f})"
-        print(f"{name:<18} {spread:>16} {wps:>10,.0f} {acc:>8.2%} {rho:>8.3f} "
-              f"{wps / base[0]:>8.2f} {100 * (acc - base[1]):>+8.2f}p {rho - base[2]:>+9.3f}")
+        summary[name] = {"wps": wps, "runs": [r for r, _, _ in runs]}
+        spread = f"{wall:.2f} ({walls[0]:.2f}-{walls[-1]:.2f})"
+        job = f"{np.median(job_s):.2f}" if job_s else "-"
+        print(f"{name:<26} {spread:>19} {job:>7} {wps:>10,.0f} {acc:>8.2%} {rho:>8.3f} "
+              f"{_ratio(wps, base[0]):>8} {_ratio(acc, base[1]):>9} {_ratio(rho, base[2]):>9}")
+
+    for name, n in ray_rows:
+        ms = [r.metrics for r in summary[name]["runs"]]
+        prep = np.median([m["prep_seconds"] for m in ms])
+        train = np.median([m["train_seconds"] for m in ms])
+        per_worker = ", ".join(f"{np.median([m.get(f'worker{k}_words_per_s', np.nan) for m in ms]):,.0f}"
+                               for k in range(n))
+        print(f"{name}: prep {prep:.2f} s + training {train:.2f} s; training {np.median([m['train_words_per_s'] for m in ms]):,.0f} "
+              f"words/s; per worker (last round) {per_worker} words/s")
+    if 1 in ray_workers and 2 in ray_workers:
+        one, two = summary[ray_rows[ray_workers.index(1)][0]], summary[ray_rows[ray_workers.index(2)][0]]
+        train_ratio = (np.median([m.metrics["train_words_per_s"] for m in two["runs"]])
+                       / np.median([m.metrics["train_words_per_s"] for m in one["runs"]]))
+        print(f"kiln 2 workers / 1 worker throughput = {two['wps'] / one['wps']:.2f} "
+              f"(vocabulary + training; training alone {train_ratio:.2f}; target >= 1.7)")
 
 
 if __name__ == "__main__":

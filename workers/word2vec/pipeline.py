@@ -4,7 +4,7 @@ Called by the JobRunner with a JobContext. Data preparation runs as Ray tasks (o
 trainers are ``Word2VecWorker`` actors, one per requested worker, each owning its share of the
 encoded shards. Training goes in rounds of about ROUND_S seconds: every worker trains on its next
 words at the globally scheduled learning rate, then the runner averages the workers' parameters —
-the most frequent rows every round, all rows every FULL_SYNC_ROUNDS rounds and at the end —
+the most frequent rows every round, the others in turn, all of them at the end —
 reports progress to Redis, and writes a checkpoint every ``checkpoint_interval_s`` seconds.
 """
 from __future__ import annotations
@@ -20,15 +20,14 @@ import ray
 from shared.states import JobState
 from workers.word2vec.corpus import Shard, plan_shards
 from workers.lineage import corpus_fingerprint, kiln_lineage
+from workers.word2vec.trainer import rows_to_average
 from workers.word2vec.vocab import Vocab, count_shard, merge_counts
 from workers.word2vec.worker import Word2VecWorker, checkpoint_exists, load_checkpoint, save_checkpoint
 
 ROUND_S = 1.0
 """Target seconds of training between two parameter averagings / progress reports."""
-FULL_SYNC_ROUNDS = 8
-"""All rows are averaged every this many rounds; the most frequent rows every round."""
-FREQUENT_ROWS = 4096
-"""How many of the most frequent words count as frequent rows for averaging."""
+FREQUENT_ROWS = 2048
+"""The most frequent words' rows are averaged every round; the rest in turn (trainer.rows_to_average)."""
 SHARD_BYTES = 32 << 20
 """Largest target bytes per corpus shard (one Ray task scans or encodes one shard)."""
 MIN_SHARD_BYTES = 1 << 20
@@ -94,9 +93,13 @@ def run_word2vec(ctx) -> dict:
         ctx.log(f"replaced {counts.stats.undecodable_bytes} undecodable byte(s) while reading the corpus", level="WARNING")
     ctx.log(f"vocabulary: {len(vocab)} words (min_count={p.min_count}) from {raw_words} tokens in {len(shards)} shard(s)")
 
-    # 2. encoding: one task per shard, written beside the job
-    data_dir = ctx.artifacts.job_dir(ctx.job_id, "data")
+    # 2. trainers start (and warm up) while encoding runs: one task per shard, written beside the job
+    workers_n = r.workers
     vocab_json = vocab.to_json()
+    actor = ray.remote(Word2VecWorker).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
+    workers = [actor.remote(p.model_dump_json(), vocab_json, spec.seed + k, r.gpus_per_worker > 0)
+               for k in range(workers_n)]
+    data_dir = ctx.artifacts.job_dir(ctx.job_id, "data")
     (data_dir / "vocab.json").write_text(vocab_json)
     encoded = ray.get([_encode.remote(s.to_dict(), vocab_json, opts, str(data_dir / f"shard-{i:05d}.npy"))
                        for i, s in enumerate(shards)])
@@ -106,12 +109,9 @@ def run_word2vec(ctx) -> dict:
     prep_s = time.time() - t0
     ctx.log(f"encoded {total} in-vocabulary words in {prep_s:.1f}s")
 
-    # 3. trainers
-    workers_n = r.workers
+    # 3. training
     parts = split_stream(lengths, workers_n)
-    actor = ray.remote(Word2VecWorker).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
-    workers = [actor.remote(p.model_dump_json(), vocab_json, [(paths[i], lo, hi) for i, lo, hi in part],
-                            spec.seed + k, r.gpus_per_worker > 0) for k, part in enumerate(parts)]
+    ray.get([w.attach.remote([(paths[i], lo, hi) for i, lo, hi in part]) for w, part in zip(workers, parts)])
     total_work = total * p.epochs
     ckpt_dir = ctx.artifacts.checkpoint_dir(ctx.job_id)
     done = 0
@@ -123,7 +123,6 @@ def run_word2vec(ctx) -> dict:
     ctx.report(progress=done / total_work, epochs=p.epochs, throughput_unit="words/s", message="training")
     ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s)")
 
-    frequent = np.arange(min(FREQUENT_ROWS, len(vocab)), dtype=np.int64)
     budget = 100_000  # words per worker per round; adapted to ROUND_S below
     rounds = 0
     last_ckpt = time.time()
@@ -151,8 +150,8 @@ def run_word2vec(ctx) -> dict:
         budget = int(max(10_000, min(5_000_000, budget * ROUND_S / dt)))
         rounds += 1
         if workers_n > 1:
-            full = rounds % FULL_SYNC_ROUNDS == 0 or done >= total_work
-            _average(workers, None if full else frequent)
+            _average(workers, None if done >= total_work else rows_to_average(vocab.counts, rounds,
+                                                                              hot_rows=FREQUENT_ROWS))
         elapsed = time.time() - train_t0
         rate = (done - train_done0) / max(elapsed, 1e-6)
         raw_rate = rate * raw_words / max(total, 1)

@@ -18,13 +18,34 @@ from workers.word2vec.vocab import Vocab
 
 
 class Word2VecWorker:
-    def __init__(self, params_json: str, vocab_json: str, pieces: list[tuple[str, int, int]], seed: int,
-                 gpu: bool = False):
-        """``pieces``: (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start."""
+    def __init__(self, params_json: str, vocab_json: str, seed: int, gpu: bool = False):
+        """Build the trainer and warm its kernel up; the data comes later (``attach``), so this runs
+        while the corpus is still being encoded."""
         from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
 
         self.params = Word2VecParams.model_validate_json(params_json)
         self.vocab = Vocab.from_json(vocab_json)
+        self.trainer = Word2VecTrainer(self.params, self.vocab, seed=seed, backend="torch" if gpu else "numba",
+                                       device="cuda" if gpu else "cpu")
+        self._warm_up()
+        self.shards: list[np.ndarray] = []
+        self.words: list[int] = []
+        self.epoch, self.shard, self.offset = 0, 0, 0
+
+    def _warm_up(self) -> None:
+        """Compile (or load from numba's disk cache) the kernel on a copy, outside the timed training."""
+        if self.trainer.backend != "numba":
+            return
+        from workers.word2vec.kernel import train_range  # noqa: PLC0415
+
+        t = self.trainer
+        ids = np.array([0, min(1, len(self.vocab) - 1), -1], dtype=np.int32)
+        train_range(t.syn0.copy(), t.syn1neg.copy(), ids, 0, len(ids), t.tables, sg=self.params.sg,
+                    window=self.params.window, negative=self.params.negative, cbow_mean=self.params.cbow_mean,
+                    lr_start=0.0, lr_end=0.0, seed=1)
+
+    def attach(self, pieces: list[tuple[str, int, int]]) -> int:
+        """Take (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start. Returns words."""
         self.shards = []
         for path, lo, hi in pieces:
             ids = load_encoded(path, mmap=True)
@@ -32,9 +53,7 @@ class Word2VecWorker:
             if a < b:
                 self.shards.append(ids[a:b])
         self.words = [int(np.count_nonzero(s >= 0)) for s in self.shards]
-        self.trainer = Word2VecTrainer(self.params, self.vocab, seed=seed, backend="torch" if gpu else "numba",
-                                       device="cuda" if gpu else "cpu")
-        self.epoch, self.shard, self.offset = 0, 0, 0
+        return sum(self.words)
 
     # -- training -------------------------------------------------------------------------------
     def train_words(self, budget: int, lr_start: float, lr_end: float) -> dict:
