@@ -43,7 +43,23 @@ test: setup
 test-fast: setup
 	$(BIN)/python -m pytest -q -rs -m "not slow"
 
-bench: setup
+# The benchmark corpus (bench/corpora.py): Debian's python3-doc manuals + dict-wn's WordNet glosses +
+# the Wikipedia sample. The packages are installed when missing and we are root with apt-get;
+# otherwise the benchmark falls back to the Wikipedia sample.
+BENCH_PKGS := python3-doc dict-wn
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BENCH_PKGS)
+
+.PHONY: bench-data
+bench-data: setup
+	@if dpkg -s $(BENCH_PKGS) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "== apt-get install $(BENCH_PKGS)"; \
+		$(APT_INSTALL) || { apt-get update -q && $(APT_INSTALL); } \
+		|| echo "bench-data: could not install $(BENCH_PKGS); the benchmark falls back to the Wikipedia sample"; \
+	else echo "bench-data: $(BENCH_PKGS) missing and not installable here (needs root and apt-get); the benchmark falls back to the Wikipedia sample"; fi
+	$(BIN)/python -m bench.corpora
+
+bench: setup bench-data
 	$(BIN)/python -m bench.cli_latency
 	$(BIN)/python -m bench.word2vec_vs_gensim
 

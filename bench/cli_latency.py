@@ -157,31 +157,31 @@ def main() -> None:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))}
         base_env.update(KILN_HOME=str(home), KILN_USER="bench")
         setups = [(f"KILN_REDIS_URL={UNREACHABLE_REDIS} (unreachable: SQL only)", UNREACHABLE_REDIS)]
-        if seed_redis(args.redis_url):
-            setups.append((f"KILN_REDIS_URL={args.redis_url} (reachable)", args.redis_url))
-        else:
-            print(f"note: no Redis answers at {args.redis_url}; only the SQL-only table")
-
-        peer_ms = {name: timings(argv, base_env, args.runs) for name, argv in peers}
-        torch_ms = statistics.median(peer_ms['python -c "import torch"'])
-        ray_ms = statistics.median(peer_ms["ray --help"])
-        for title, url in setups:
-            env = {**base_env, "KILN_REDIS_URL": url}
-            print(f"\n{title}")
-            print(f"{HEADER}  imports")
-            for name, cmd in kiln_commands():
-                check([kiln, *cmd], env, json_out="--json" in cmd)
-                heavy = heavy_imports(cmd, env)
-                print(row(name, timings([kiln, *cmd], env, args.runs), ray_ms, torch_ms,
-                          "torch/ray: " + (", ".join(heavy) if heavy else "neither")), flush=True)
-        print("\npeers")
-        print(HEADER)
-        for name, _ in peers:
-            print(row(name, peer_ms[name], ray_ms, torch_ms))
-        print(f"\nimport torch alone: {torch_ms:.0f} ms (what the read commands do not pay)")
-        if len(setups) > 1:
-            drop_redis(args.redis_url)
-
+        reachable = seed_redis(args.redis_url)
+        try:
+            if reachable:
+                setups.append((f"KILN_REDIS_URL={args.redis_url} (reachable)", args.redis_url))
+            else:
+                print(f"note: no Redis answers at {args.redis_url}; only the SQL-only table")
+            peer_ms = {name: timings(argv, base_env, args.runs) for name, argv in peers}
+            torch_ms = statistics.median(peer_ms['python -c "import torch"'])
+            ray_ms = statistics.median(peer_ms["ray --help"])
+            print("\npeers")
+            print(HEADER)
+            for name, _ in peers:
+                print(row(name, peer_ms[name], ray_ms, torch_ms), flush=True)
+            for title, url in setups:
+                env = {**base_env, "KILN_REDIS_URL": url}
+                print(f"\n{title}")
+                print(f"{HEADER}  imports")
+                for name, cmd in kiln_commands():
+                    check([kiln, *cmd], env, json_out="--json" in cmd)
+                    heavy = heavy_imports(cmd, env)
+                    print(row(name, timings([kiln, *cmd], env, args.runs), ray_ms, torch_ms,
+                              "torch/ray: " + (", ".join(heavy) if heavy else "neither")), flush=True)
+        finally:
+            if reachable:
+                drop_redis(args.redis_url)
 
 if __name__ == "__main__":
     main()

@@ -112,6 +112,7 @@ def run_word2vec(ctx) -> dict:
     # 3. training
     parts = split_stream(lengths, workers_n)
     ray.get([w.attach.remote([(paths[i], lo, hi) for i, lo, hi in part]) for w, part in zip(workers, parts)])
+    nodes = len(set(ray.get([w.node.remote() for w in workers])))
     total_work = total * p.epochs
     ckpt_dir = ctx.artifacts.checkpoint_dir(ctx.job_id)
     done = 0
@@ -121,7 +122,7 @@ def run_word2vec(ctx) -> dict:
         done = int(meta["words_done"])
         ctx.log(f"resumed from the checkpoint at {done / total_work:.1%}")
     ctx.report(progress=done / total_work, epochs=p.epochs, throughput_unit="words/s", message="training")
-    ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s)")
+    ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s) on {nodes} node(s)")
 
     budget = 100_000  # words per worker per round; adapted to ROUND_S below
     rounds = 0

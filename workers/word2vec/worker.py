@@ -44,6 +44,12 @@ class Word2VecWorker:
                     window=self.params.window, negative=self.params.negative, cbow_mean=self.params.cbow_mean,
                     lr_start=0.0, lr_end=0.0, seed=1)
 
+    def node(self) -> str:
+        """The Ray node this worker runs on."""
+        import ray  # noqa: PLC0415 - only ever called inside a Ray actor
+
+        return ray.get_runtime_context().get_node_id()
+
     def attach(self, pieces: list[tuple[str, int, int]]) -> int:
         """Take (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start. Returns words."""
         self.shards = []
