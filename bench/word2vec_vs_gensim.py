@@ -160,19 +160,23 @@ def run_ray_job(corpus: str, p: Word2VecParams, workers: int, seed: int, root: P
 
 
 def start_ray(num_cpus: int) -> None:
+    """A fresh local Ray instance of ``num_cpus`` CPUs ("local": never a cluster some other process started)."""
     import ray
 
-    ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
 
 
-def warm_up_ray(corpus: str, p: Word2VecParams, workers: int, root: Path, lines: int = 5000) -> None:
-    """An untimed small job, so that Ray's worker processes are up before the timed ones."""
+def warm_up_ray(corpus: str, p: Word2VecParams, worker_counts: list[int], root: Path, lines: int = 5000) -> None:
+    """Untimed small jobs (one per worker count), so that Ray's worker processes are up and have imported
+    kiln before the timed jobs."""
     small = root / "warm-up.txt"
     with open(corpus, encoding="utf-8", errors="replace") as src, open(small, "w", encoding="utf-8") as out:
         for _, line in zip(range(lines), src):
             out.write(line)
-    run_ray_job(str(small), p.model_copy(update={"epochs": 1, "min_count": 1}), workers, 1, root, "warm-up",
-                MemoryStatus(), None)
+    for n in worker_counts:
+        run_ray_job(str(small), p.model_copy(update={"epochs": 1, "min_count": 1}), n, 1, root, f"warm-up-{n}w",
+                    MemoryStatus(), None)
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -264,7 +268,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
             start_ray(args.ray_cpus)
             try:
-                warm_up_ray(corpus, p, max(ray_workers), Path(tmp))
+                warm_up_ray(corpus, p, ray_workers, Path(tmp))
                 counter = iter(range(1_000_000))
 
                 def job(n: int) -> Callable[[], Run]:
@@ -300,21 +304,19 @@ def main() -> None:
         print(f"{name:<26} {spread:>19} {job:>7} {wps:>10,.0f} {acc:>8.2%} {rho:>8.3f} "
               f"{_ratio(wps, base[0]):>8} {_ratio(acc, base[1]):>9} {_ratio(rho, base[2]):>9}")
 
-    for name, n in ray_rows:
-        ms = [r.metrics for r in summary[name]["runs"]]
-        prep = np.median([m["prep_seconds"] for m in ms])
-        train = np.median([m["train_seconds"] for m in ms])
-        per_worker = ", ".join(f"{np.median([m.get(f'worker{k}_words_per_s', np.nan) for m in ms]):,.0f}"
-                               for k in range(n))
-        print(f"{name}: prep {prep:.2f} s + training {train:.2f} s; training {np.median([m['train_words_per_s'] for m in ms]):,.0f} "
-              f"words/s; per worker (last round) {per_worker} words/s")
-    if 1 in ray_workers and 2 in ray_workers:
-        one, two = summary[ray_rows[ray_workers.index(1)][0]], summary[ray_rows[ray_workers.index(2)][0]]
-        train_ratio = (np.median([m.metrics["train_words_per_s"] for m in two["runs"]])
-                       / np.median([m.metrics["train_words_per_s"] for m in one["runs"]]))
-        print(f"kiln 2 workers / 1 worker throughput = {two['wps'] / one['wps']:.2f} "
-              f"(vocabulary + training; training alone {train_ratio:.2f}; target >= 1.7)")
+    def job_median(name: str, key: str) -> float:
+        return float(np.median([r.metrics.get(key, np.nan) for r in summary[name]["runs"]]))
 
+    for name, n in ray_rows:
+        per_worker = ", ".join(f"{job_median(name, f'worker{k}_words_per_s'):,.0f}" for k in range(n))
+        print(f"{name}: prep {job_median(name, 'prep_seconds'):.2f} s + training "
+              f"{job_median(name, 'train_seconds'):.2f} s; training alone "
+              f"{job_median(name, 'train_words_per_s'):,.0f} words/s; per worker (last round) {per_worker} words/s")
+    if 1 in ray_workers and 2 in ray_workers:
+        one, two = ray_rows[ray_workers.index(1)][0], ray_rows[ray_workers.index(2)][0]
+        train_ratio = job_median(two, "train_words_per_s") / job_median(one, "train_words_per_s")
+        print(f"kiln 2 workers / 1 worker throughput = {summary[two]['wps'] / summary[one]['wps']:.2f} "
+              f"(vocabulary + training; training alone {train_ratio:.2f}; target >= 1.7)")
 
 if __name__ == "__main__":
     main()

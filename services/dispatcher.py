@@ -4,9 +4,8 @@ It runs as a named, detached Ray actor (see dispatcher_client) with its loop in 
 it needs to carry on lives in SQL and Redis, so when Ray restarts it, it re-attaches to the runners
 still alive (they are named after their job) and re-queues the jobs whose runner is gone.
 
-Scheduling: jobs are considered in queue order (priority, then submit time). A job that does not
-fit waits; smaller jobs behind it may go around it (backfill), but once a job has been passed over
-MAX_BYPASS times nothing more goes around it until it starts, so it is never starved.
+Scheduling (services/scheduling.py): queue order, backfill around jobs that do not fit, and a bound
+on how often a waiting job is passed over, so none starves.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 
 from services.backends import Backends
 from services.jobs import unsatisfiable
+from services.scheduling import Candidate, Capacity, pick
 from shared import keys
 from shared.config import Settings
 from shared.errors import InvalidTransition, KilnError, NotFound
@@ -59,7 +59,9 @@ class Dispatcher:
         self.poll_s = poll_s
         self.running: dict[str, Running] = {}
         self.bypassed: dict[str, int] = {}
+        self._specs: dict[str, tuple[str, JobSpec]] = {}
         self.capacity = {"CPU": 0.0, "GPU": 0.0}
+        self.nodes: list[dict] = []
         self._cluster_at = 0.0
         self._stop = threading.Event()
         self._ticks = 0
@@ -246,45 +248,49 @@ class Dispatcher:
         used_gpu = sum(r.gpus for r in self.running.values())
         return self.capacity["CPU"] - used_cpu, self.capacity["GPU"] - used_gpu
 
-    def _schedule(self) -> None:
-        s = self.settings
-        queue = self.b.queue
-        ids = queue.ids(limit=200)
-        if not ids:
-            return
-        blocked = False
-        for job_id in ids:
-            if s.max_running_jobs and len(self.running) >= s.max_running_jobs:
-                return
+    def _queued(self, job_id: str) -> tuple[str, JobSpec] | None:
+        """(user, spec) of a queued job, cached (a spec never changes); None if it is not QUEUED in SQL."""
+        if job_id not in self._specs:
             try:
                 rec = self.b.db.jobs.get(job_id)
             except NotFound:
-                queue.remove(job_id)
-                continue
+                return None
             if JobState(rec.state) != JobState.QUEUED:
+                return None
+            self._specs[job_id] = (rec.user, JobSpec.model_validate_json(rec.spec_json))
+        return self._specs[job_id]
+
+    def _schedule(self) -> None:
+        s, queue = self.settings, self.b.queue
+        ids = queue.ids(limit=500)
+        self._specs = {k: v for k, v in self._specs.items() if k in set(ids)}
+        candidates = []
+        for job_id in ids:
+            found = self._queued(job_id)
+            if found is None:
                 queue.remove(job_id)
                 continue
-            spec = JobSpec.model_validate_json(rec.spec_json)
-            problem = unsatisfiable(spec, getattr(self, "nodes", []))
+            user, spec = found
+            problem = unsatisfiable(spec, self.nodes)
             if problem:
                 queue.remove(job_id)
                 self._fail(job_id, problem)
                 continue
-            if s.max_running_per_user and sum(r.user == rec.user for r in self.running.values()) >= s.max_running_per_user:
-                continue  # this user's cap: others may go ahead (not a resource bypass)
-            free_cpu, free_gpu = self._free()
-            need_cpu, need_gpu = spec.resources.total_cpus, spec.resources.total_gpus
-            if need_cpu <= free_cpu + 1e-9 and need_gpu <= free_gpu + 1e-9 and not blocked:
-                self._start(job_id, rec, spec)
-                self.bypassed.pop(job_id, None)
-            else:
-                if not blocked:
-                    n = self.bypassed.get(job_id, 0) + 1
-                    self.bypassed[job_id] = n
-                    if n > MAX_BYPASS:
-                        blocked = True  # reserve the capacity for this job: nothing goes around it now
+            candidates.append(Candidate(job_id, user, spec.resources.total_cpus, spec.resources.total_gpus))
+        if not candidates:
+            return
+        free_cpu, free_gpu = self._free()
+        by_user: dict[str, int] = {}
+        for r in self.running.values():
+            by_user[r.user] = by_user.get(r.user, 0) + 1
+        chosen = pick(candidates, Capacity(free_cpu, free_gpu, len(self.running), by_user),
+                      bypassed=self.bypassed, max_bypass=MAX_BYPASS, max_running=s.max_running_jobs,
+                      max_per_user=s.max_running_per_user)
+        for job_id in chosen:
+            user, spec = self._specs.pop(job_id)
+            self._start(job_id, spec)
 
-    def _start(self, job_id: str, rec, spec: JobSpec) -> None:
+    def _start(self, job_id: str, spec: JobSpec) -> None:
         import ray  # noqa: PLC0415
 
         from workers.runner import JobRunner  # noqa: PLC0415
@@ -292,7 +298,7 @@ class Dispatcher:
         if not self.b.queue.claim(job_id):
             return  # cancelled or taken meanwhile
         try:
-            self.b.db.jobs.transition(job_id, JobState.STARTING)
+            rec = self.b.db.jobs.transition(job_id, JobState.STARTING)
         except InvalidTransition:
             return
         self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="")

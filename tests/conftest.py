@@ -18,7 +18,7 @@ from shared.config import Settings
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # The test cluster is local and short-lived; the embedded stack (tests/test_stack.py) sets up its own token.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-SPARE_REDIS = os.environ.get("KILN_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+SPARE_REDIS = os.environ.get("KILN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
 def _free_port() -> int:
@@ -31,8 +31,12 @@ def _free_port() -> int:
 def redis_url(tmp_path_factory):
     try:
         redis.Redis.from_url(SPARE_REDIS, socket_connect_timeout=1).ping()
-        yield SPARE_REDIS
-        return
+        # a spare, empty DB index (1-15), so two test runs on one machine never share keys
+        for db in random.sample(range(1, 16), 15):
+            url = f"{SPARE_REDIS.rstrip('/')}/{db}"
+            if redis.Redis.from_url(url).dbsize() == 0:
+                yield url
+                return
     except redis.RedisError:
         pass
     from services.stack import redis_server_binary

@@ -43,15 +43,6 @@ def _count(shard: dict, opts: dict):
     return count_shard(Shard.from_dict(shard), **opts)
 
 
-@ray.remote(num_cpus=1)
-def _encode(shard: dict, vocab_json: str, opts: dict, dest: str) -> tuple[str, int, int]:
-    from workers.word2vec.encode import count_words, encode_shard, save_encoded  # noqa: PLC0415
-
-    ids = encode_shard(Shard.from_dict(shard), Vocab.from_json(vocab_json), **opts)
-    save_encoded(dest, ids)
-    return dest, count_words(ids), len(ids)
-
-
 def split_stream(lengths: list[int], workers: int) -> list[list[tuple[int, int, int]]]:
     """Cut the concatenated encoded shards into ``workers`` contiguous parts of equal length.
 
@@ -93,7 +84,8 @@ def run_word2vec(ctx) -> dict:
         ctx.log(f"replaced {counts.stats.undecodable_bytes} undecodable byte(s) while reading the corpus", level="WARNING")
     ctx.log(f"vocabulary: {len(vocab)} words (min_count={p.min_count}) from {raw_words} tokens in {len(shards)} shard(s)")
 
-    # 2. trainers start (and warm up) while encoding runs: one task per shard, written beside the job
+    # 2. the trainers start (and warm their kernel up), then encode the shards on the CPUs the job
+    #    holds (tasks could not get CPUs the trainers hold), writing them beside the job
     workers_n = r.workers
     vocab_json = vocab.to_json()
     actor = ray.remote(Word2VecWorker).options(num_cpus=r.cpus_per_worker, num_gpus=r.gpus_per_worker)
@@ -101,7 +93,7 @@ def run_word2vec(ctx) -> dict:
                for k in range(workers_n)]
     data_dir = ctx.artifacts.job_dir(ctx.job_id, "data")
     (data_dir / "vocab.json").write_text(vocab_json)
-    encoded = ray.get([_encode.remote(s.to_dict(), vocab_json, opts, str(data_dir / f"shard-{i:05d}.npy"))
+    encoded = ray.get([workers[i % workers_n].encode.remote(s.to_dict(), opts, str(data_dir / f"shard-{i:05d}.npy"))
                        for i, s in enumerate(shards)])
     paths = [e[0] for e in encoded]
     total = sum(e[1] for e in encoded)

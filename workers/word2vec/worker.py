@@ -50,6 +50,16 @@ class Word2VecWorker:
 
         return ray.get_runtime_context().get_node_id()
 
+    def encode(self, shard: dict, opts: dict, dest: str) -> tuple[str, int, int]:
+        """Encode one corpus shard with this worker's vocabulary into ``dest`` (.npy);
+        returns (dest, words, array length)."""
+        from workers.word2vec.corpus import Shard  # noqa: PLC0415
+        from workers.word2vec.encode import count_words, encode_shard, save_encoded  # noqa: PLC0415
+
+        ids = encode_shard(Shard.from_dict(shard), self.vocab, **opts)
+        save_encoded(dest, ids)
+        return dest, count_words(ids), len(ids)
+
     def attach(self, pieces: list[tuple[str, int, int]]) -> int:
         """Take (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start. Returns words."""
         self.shards = []
