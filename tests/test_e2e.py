@@ -133,9 +133,13 @@ def test_redis_wipe_keeps_history_and_rebuilds_queue(svc, small_corpus, cluster_
 
 def test_workers_spread_over_two_nodes(svc, small_corpus):
     """3 workers of 1 CPU cannot fit the 2-CPU head: Ray places one on the second node."""
-    view = svc.submit(svc.validate(w2v(small_corpus, name="spread", resources={"workers": 3})))
+    view = svc.submit(svc.validate(w2v(small_corpus, name="spread", params={"epochs": 4},
+                                       resources={"workers": 3})))
     final = svc.wait(view["id"], timeout_s=240)
     assert final["state"] == "SUCCEEDED", final["error"]
     logs = [e["msg"] for e in svc.logs(view["id"])]
     assert any("on 3 worker(s) on 2 node(s)" in m for m in logs), logs
     assert {f"worker{k}_words_per_s" for k in range(3)} <= set(final["metrics"])
+    # two workers shared weights on the head node, the third merged with them: the model still learned
+    near = [w for w, _ in ModelService(svc.b).similar("spread", "sun7", top=5)]
+    assert sum(w.startswith("sun") for w in near) >= 4, near

@@ -6,10 +6,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import ray
 
 
-@ray.remote(num_cpus=1)
 def corpus_fingerprint(paths: list[str]) -> str:
     """sha256 over the corpus files' names and bytes, in order (streamed)."""
     h = hashlib.sha256()

@@ -124,6 +124,18 @@ class Word2VecTrainer:
         self._syn0[idx] = syn0_rows
         self._syn1neg[idx] = syn1_rows
 
+    def use_arrays(self, syn0: np.ndarray, syn1neg: np.ndarray, *, copy: bool = True) -> None:
+        """Train in the given float32 arrays from now on (e.g. shared memory that other workers on the
+        node train in too, Hogwild style); with ``copy`` the current weights are copied into them first."""
+        if self._torch:
+            raise ValueError("the torch backend keeps its weights on its device; it cannot share host arrays")
+        if syn0.shape != self._syn0.shape or syn1neg.shape != self._syn1neg.shape:
+            raise ValueError("shared arrays do not match the model's shape")
+        if copy:
+            syn0[...] = self._syn0
+            syn1neg[...] = self._syn1neg
+        self._syn0, self._syn1neg = syn0, syn1neg
+
     def model(self) -> Word2VecModel:
         """The word vectors as a ``Word2VecModel`` (a copy)."""
         return Word2VecModel(self.vocab.words, self.syn0.copy(), self.vocab.counts)

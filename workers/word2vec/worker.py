@@ -7,6 +7,7 @@ Checkpoints are safetensors (arrays) + JSON (positions), never pickle.
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,31 +19,76 @@ from workers.word2vec.vocab import Vocab
 
 
 class Word2VecWorker:
-    def __init__(self, params_json: str, vocab_json: str, seed: int, gpu: bool = False):
-        """Build the trainer and warm its kernel up; the data comes later (``attach``), so this runs
-        while the corpus is still being encoded."""
-        from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
-
+    def __init__(self, params_json: str, seed: int, rank: int = 0, gpu: bool = False):
+        """A trainer-to-be: it warms its kernel up now, and gets its vocabulary (``set_vocab``) and its data
+        (``attach``) later. All workers start from the same vectors (``seed``); ``rank`` varies their sampling."""
         self.params = Word2VecParams.model_validate_json(params_json)
-        self.vocab = Vocab.from_json(vocab_json)
-        self.trainer = Word2VecTrainer(self.params, self.vocab, seed=seed, backend="torch" if gpu else "numba",
-                                       device="cuda" if gpu else "cpu")
-        self._warm_up()
+        self.seed, self.rank, self.gpu = seed, rank, gpu
+        self.vocab: Vocab | None = None
+        self.trainer = None
         self.shards: list[np.ndarray] = []
         self.words: list[int] = []
         self.epoch, self.shard, self.offset = 0, 0, 0
+        self._warm_up()
+
+    def _make_trainer(self, vocab: Vocab):
+        from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
+
+        t = Word2VecTrainer(self.params, vocab, seed=self.seed, backend="torch" if self.gpu else "numba",
+                            device="cuda" if self.gpu else "cpu")
+        if self.rank:
+            t.seed = self.seed * 1_000_003 + self.rank  # same initial vectors, different negative samples
+        return t
 
     def _warm_up(self) -> None:
-        """Compile (or load from numba's disk cache) the kernel on a copy, outside the timed training."""
-        if self.trainer.backend != "numba":
+        """Compile (or load from numba's disk cache) the kernel on a two-word model, outside the timed training."""
+        if self.gpu:
             return
-        from workers.word2vec.kernel import train_range  # noqa: PLC0415
+        t = self._make_trainer(Vocab.build({"a": 2, "b": 1}, min_count=1))
+        t.train_chunk(np.array([0, 1, 0, -1], dtype=np.int32), 0.0, 0.0)
 
-        t = self.trainer
-        ids = np.array([0, min(1, len(self.vocab) - 1), -1], dtype=np.int32)
-        train_range(t.syn0.copy(), t.syn1neg.copy(), ids, 0, len(ids), t.tables, sg=self.params.sg,
-                    window=self.params.window, negative=self.params.negative, cbow_mean=self.params.cbow_mean,
-                    lr_start=0.0, lr_end=0.0, seed=1)
+    # -- data preparation -----------------------------------------------------------------------
+    def count(self, shard: dict, opts: dict):
+        """Token counts of one corpus shard (the map step of the vocabulary)."""
+        from workers.word2vec.corpus import Shard  # noqa: PLC0415
+        from workers.word2vec.vocab import count_shard  # noqa: PLC0415
+
+        return count_shard(Shard.from_dict(shard), **opts)
+
+    def fingerprint(self, paths: list[str]) -> str:
+        from workers.lineage import corpus_fingerprint  # noqa: PLC0415
+
+        return corpus_fingerprint(paths)
+
+    def share_memory(self, key: str, create: bool) -> None:
+        """Train in weights shared by every worker of this job on this node (Hogwild, as gensim's threads).
+
+        The worker with ``create`` makes the shared files (its own weights become the start); the others
+        map them. The files are unlinked once all have mapped them (``unlink_shared``), so nothing is
+        left behind; the memory lives until the last worker exits.
+        """
+        import mmap  # noqa: PLC0415
+
+        arrays = []
+        for name, current in (("syn0", self.trainer.syn0), ("syn1neg", self.trainer.syn1neg)):
+            path = _shm_path(key, name)
+            if create:
+                with open(path, "wb") as f:
+                    f.truncate(current.nbytes)
+            with open(path, "r+b") as f:
+                mm = mmap.mmap(f.fileno(), current.nbytes)
+            arr = np.frombuffer(mm, dtype=np.float32).reshape(current.shape)
+            arrays.append(arr)
+        # the creator's weights become the start; the others adopt them without copying theirs over
+        self.trainer.use_arrays(*arrays, copy=create)
+
+    def unlink_shared(self, key: str) -> None:
+        for name in ("syn0", "syn1neg"):
+            _shm_path(key, name).unlink(missing_ok=True)
+
+    def set_vocab(self, vocab_json: str) -> None:
+        self.vocab = Vocab.from_json(vocab_json)
+        self.trainer = self._make_trainer(self.vocab)
 
     def node(self) -> str:
         """The Ray node this worker runs on."""
@@ -155,6 +201,11 @@ def _sentence_end(ids: np.ndarray, start: int, budget: int) -> int:
             return probe + int(hits[0]) + 1
         probe += len(block)
     return n
+
+
+def _shm_path(key: str, name: str) -> Path:
+    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
+    return base / f"kiln-{key}-{name}"
 
 
 CKPT_ARRAYS = "state.safetensors"
