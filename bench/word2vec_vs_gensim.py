@@ -311,7 +311,7 @@ def main() -> None:
         per_worker = ", ".join(f"{job_median(name, f'worker{k}_words_per_s'):,.0f}" for k in range(n))
         print(f"{name}: prep {job_median(name, 'prep_seconds'):.2f} s + training "
               f"{job_median(name, 'train_seconds'):.2f} s; training alone "
-              f"{job_median(name, 'train_words_per_s'):,.0f} words/s; per worker (last round) {per_worker} words/s")
+              f"{job_median(name, 'train_words_per_s'):,.0f} words/s; per worker {per_worker} words/s while training")
     if 1 in ray_workers and 2 in ray_workers:
         one, two = ray_rows[ray_workers.index(1)][0], ray_rows[ray_workers.index(2)][0]
         train_ratio = job_median(two, "train_words_per_s") / job_median(one, "train_words_per_s")

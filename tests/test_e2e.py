@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import ray
 
@@ -47,9 +48,13 @@ def test_submit_trains_and_registers(svc, small_corpus, cluster_settings):
     logs = [e["msg"] for e in svc.logs(view["id"])]
     assert any("vocabulary" in m for m in logs) and any("registered model e2e version 1" in m for m in logs)
 
-    # a second job registers version 2
+    # a second job registers version 2; with one worker and the same seed, the vectors are the same
     v2 = svc.submit(svc.validate(w2v(small_corpus)))
     assert svc.wait(v2["id"], timeout_s=240)["model"] == {"name": "e2e", "version": 2}
+    _, m1 = models.vectors("e2e:1")
+    _, m2 = models.vectors("e2e:2")
+    assert m1.words == m2.words
+    np.testing.assert_array_equal(np.asarray(m1.unit_vectors), np.asarray(m2.unit_vectors))
 
 
 def test_no_word_reaches_min_count_fails_cleanly(svc, tmp_path, cluster_settings):

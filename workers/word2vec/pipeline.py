@@ -121,13 +121,17 @@ def run_word2vec(ctx) -> dict:
     ctx.report(progress=done / total_work, epochs=p.epochs, throughput_unit="words/s", message="training")
     ctx.log(f"training {'skip-gram' if p.sg else 'CBOW'} dim={p.dim} on {workers_n} worker(s) on {nodes} node(s)")
 
-    budgets = [100_000] * workers_n  # words per round, per worker: each adapted to its own speed (ROUND_S)
+    # Words per round, per worker. One worker: a fixed size (about 200 rounds), so a job is deterministic
+    # for its seed. Several: each adapted to its own speed (ROUND_S), so none waits for another.
+    adaptive = workers_n > 1
+    budgets = [100_000 if adaptive else int(min(2_000_000, max(50_000, total_work / 200)))] * workers_n
     rounds = 0
     last_ckpt = time.time()
     train_t0 = time.time()
     train_done0 = done
     loss_words, loss_sum = 0, 0.0
-    per_worker_rate = [0.0] * workers_n
+    worker_words = [0] * workers_n
+    worker_seconds = [0.0] * workers_n
     while done < total_work:
         a0 = done / total_work
         step = sum(budgets)
@@ -143,10 +147,12 @@ def run_word2vec(ctx) -> dict:
         loss_sum += sum(o["loss"] for o in outs)
         loss_words += did
         for k, o in enumerate(outs):
-            per_worker_rate[k] = o["words"] / max(o["seconds"], 1e-6)
+            worker_words[k] += o["words"]
+            worker_seconds[k] += o["seconds"]
         # a slower worker gets fewer words, so no worker waits for another at the end of a round
-        budgets = [int(max(10_000, min(5_000_000, b * ROUND_S / max(o["seconds"], 1e-3))))
-                   if o["words"] >= b else b for b, o in zip(budgets, outs)]
+        if adaptive:
+            budgets = [int(max(10_000, min(5_000_000, b * ROUND_S / max(o["seconds"], 1e-3))))
+                       if o["words"] >= b else b for b, o in zip(budgets, outs)]
         rounds += 1
         if merger is not None:
             merger.merge(reps, None if done >= total_work else rows_to_average(vocab.counts, rounds,
@@ -180,8 +186,8 @@ def run_word2vec(ctx) -> dict:
         "train_seconds": round(train_s, 3),
         "final_loss": float(loss_sum / max(loss_words, 1)),
     }
-    for k, rate in enumerate(per_worker_rate):
-        metrics[f"worker{k}_words_per_s"] = round(rate * raw_words / max(total, 1), 1)
+    for k, (n, sec) in enumerate(zip(worker_words, worker_seconds)):  # raw words/s while training
+        metrics[f"worker{k}_words_per_s"] = round(n / max(sec, 1e-6) * raw_words / max(total, 1), 1)
     metrics.update(_evaluate(ctx, model, p))
     metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}  # a diverged loss is no metric
     for w in workers:
