@@ -9,14 +9,16 @@ import json
 import secrets
 import time
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from services.backends import Backends
 from services.queue import JobQueue
 from shared import keys
 from shared.errors import InvalidParameter, NotFound
-from shared.specs import JobSpec, build_spec
 from shared.states import JobState
+
+if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs
+    from shared.specs import JobSpec
 
 
 def new_job_id() -> str:
@@ -41,6 +43,8 @@ class JobService:
     # -- submit ---------------------------------------------------------------------------------
     def validate(self, data: dict | JobSpec) -> JobSpec:
         """Build and check a spec (files, numbers, vocabulary, resources) without storing anything."""
+        from shared.specs import JobSpec  # noqa: PLC0415
+
         spec = data if isinstance(data, JobSpec) else validate_offline(data, user=self.b.settings.user)
         self._check_resources(spec)
         return spec
@@ -157,6 +161,7 @@ class JobService:
 def validate_offline(data: dict, *, user: str) -> JobSpec:
     """The checks that need no running service: the spec itself, its files, and (for small corpora)
     whether any word reaches min_count."""
+    from shared.specs import build_spec  # noqa: PLC0415
     from workers.word2vec.precheck import check_eval_files, check_min_count  # noqa: PLC0415
 
     spec = build_spec({"user": user, **data})

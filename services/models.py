@@ -10,8 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 from services.backends import Backends
 from services.registry.models import parse_ref
 from shared.artifacts import ArtifactStore
@@ -50,6 +48,8 @@ class ModelService:
 
     def vectors(self, ref: str):
         """The version's ``Word2VecModel``, loaded through the normalised-vector cache."""
+        import numpy as np  # noqa: PLC0415 - only the query commands need it
+
         from workers.word2vec.model import Word2VecModel  # noqa: PLC0415 - numpy + safetensors only
 
         mv = self.get(ref)
