@@ -15,7 +15,6 @@ prints the word counts.
 """
 from __future__ import annotations
 
-import base64
 import bz2
 import glob
 import gzip

@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 
 from services.backends import Backends

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator
 from services.backends import Backends
 from services.queue import JobQueue
 from shared import keys
-from shared.errors import InvalidParameter, NotFound
+from shared.errors import InvalidParameter
 from shared.states import JobState
 
 if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs

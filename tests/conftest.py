@@ -128,3 +128,12 @@ def write_corpus(path: Path, sentences: int = 4000, seed: int = 0) -> Path:
 @pytest.fixture
 def small_corpus(tmp_path) -> Path:
     return write_corpus(tmp_path / "corpus.txt")
+
+
+@pytest.fixture
+def env(settings):
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))}
+    e.update(KILN_HOME=str(settings.kiln_home), KILN_REDIS_URL=settings.redis_url, KILN_DB_URL=settings.db_url,
+             KILN_ARTIFACTS=settings.artifacts, KILN_NAMESPACE=settings.namespace, KILN_USER="tester",
+             RAY_ADDRESS="127.0.0.1:1")  # nothing listens there: bad input must not need Ray
+    return e

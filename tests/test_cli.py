@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +16,6 @@ KILN = str(Path(sys.executable).parent / "kiln")
 
 def run(args, env, timeout=240):
     return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture
-def env(settings):
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))}
-    e.update(KILN_HOME=str(settings.kiln_home), KILN_REDIS_URL=settings.redis_url, KILN_DB_URL=settings.db_url,
-             KILN_ARTIFACTS=settings.artifacts, KILN_NAMESPACE=settings.namespace, KILN_USER="tester",
-             RAY_ADDRESS="127.0.0.1:1")  # nothing listens there: bad input must not need Ray
-    return e
 
 
 def one_line_error(r, code):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_corpus
-from tests.test_cli import env, one_line_error, run  # noqa: F401 - env is a fixture
+from tests.test_cli import one_line_error, run
 
 TOPICS = ("cat", "car", "sun", "law", "sea")
 
@@ -32,7 +32,7 @@ def eval_files(tmp_path):
 @pytest.mark.timeout(400)
 def test_two_workers_eval_export_query(env, cluster_settings, dispatcher, tmp_path):
     env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}
-    corpus = write_corpus(tmp_path / "corpus.txt", sentences=6000)
+    write_corpus(tmp_path / "corpus.txt", sentences=6000)  # the spec names it relative to itself
     qw, ws = eval_files(tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(f"""

@@ -172,6 +172,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 
 # -- migrations -------------------------------------------------------------------------------------
+@contextmanager
+def session_or_new(engine: Engine, session: Session | None) -> Iterator[Session]:
+    """The caller's session (the caller commits), or a new managed one for this call alone."""
+    if session is not None:
+        yield session
+    else:
+        with session_scope(engine) as own:
+            yield own
+
+
 def alembic_config(url: str | URL | None = None) -> "Config":
     """An alembic Config built in code: script location inside this package, optional database URL.
 

@@ -7,16 +7,15 @@ transaction, as ModelRegistry's methods do.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.registry.engine import session_scope
+from services.registry.engine import session_or_new
 from services.registry.entities import JobRecord
 from services.registry.schema import SqlJob
 from services.registry.timestamps import as_utc, utcnow
@@ -33,13 +32,8 @@ class JobRecords:
     def __init__(self, engine: Engine):
         self._engine = engine
 
-    @contextmanager
-    def _session(self, session: Session | None) -> Iterator[Session]:
-        if session is not None:
-            yield session  # the caller's transaction: the caller commits
-        else:
-            with session_scope(self._engine) as own:
-                yield own
+    def _session(self, session: Session | None):
+        return session_or_new(self._engine, session)
 
     def create(self, *, job_id: str, name: str, kind: str, user: str, spec_json: str, priority: int,
                max_retries: int, submitted_at: datetime | float | None = None,

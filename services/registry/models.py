@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from contextlib import contextmanager
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from services.registry.engine import session_scope
+from services.registry.engine import session_or_new
 from services.registry.entities import ModelVersion, RegisteredModel
 from services.registry.schema import (SqlArtifact, SqlMetric, SqlModelAlias, SqlModelTag, SqlModelVersion,
                                       SqlParam, SqlRegisteredModel, SqlVersionTag)
@@ -68,13 +67,8 @@ class ModelRegistry:
     def __init__(self, engine: Engine):
         self._engine = engine
 
-    @contextmanager
-    def _session(self, session: Session | None) -> Iterator[Session]:
-        if session is not None:
-            yield session  # the caller's transaction: the caller commits
-        else:
-            with session_scope(self._engine) as own:
-                yield own
+    def _session(self, session: Session | None):
+        return session_or_new(self._engine, session)
 
     # -- writing versions -------------------------------------------------------------------------
     def register_version(self, *, name: str, kind: str, params: dict[str, Any], metrics: dict[str, float],

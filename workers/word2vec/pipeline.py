@@ -138,7 +138,6 @@ def run_word2vec(ctx) -> dict:
         a1 = min(1.0, (done + step) / total_work)
         lr0 = p.lr - (p.lr - p.min_lr) * a0
         lr1 = p.lr - (p.lr - p.min_lr) * a1
-        t = time.time()
         outs = ray.get([w.train_words.remote(b, lr0, lr1) for w, b in zip(workers, budgets)])
         did = sum(o["words"] for o in outs)
         if did == 0:
