@@ -104,6 +104,8 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     assert human.returncode == 0 and "SUCCEEDED" in human.stdout
     logs = run(["logs", job], env)
     assert "registered model cli-model version 1" in logs.stdout
+    followed = run(["logs", job, "-f"], env, timeout=30)  # a finished job: prints everything, then returns
+    assert followed.returncode == 0 and followed.stdout == logs.stdout
 
     listed = json.loads(run(["models", "list", "--json"], env).stdout)
     assert [(m["name"], m["version"], m["kind"]) for m in listed] == [("cli-model", 1, "word2vec")]
@@ -122,6 +124,9 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
 
     near = json.loads(run(["similar", "cli-model", "cat3", "--top", "5", "--json"], env).stdout)
     assert len(near) == 5 and sum(n["word"].startswith("cat") for n in near) >= 4
+    cache = cluster_settings.kiln_home / "cache" / "cli-model-1"
+    assert (cache / "unit.npy").is_file()  # the second query reads the cached, normalised vectors
+    assert json.loads(run(["similar", "cli-model", "cat3", "--top", "5", "--json"], env).stdout) == near
     assert "not in the model's vocabulary" in one_line_error(run(["similar", "cli-model", "zebra"], env), 1)
     r = run(["models", "export", "cli-model", "-o", str(tmp_path / "no" / "such" / "dir.txt")], env)
     one_line_error(r, 2)
