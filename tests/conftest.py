@@ -29,16 +29,21 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory):
+    spare = None
     try:
         redis.Redis.from_url(SPARE_REDIS, socket_connect_timeout=1).ping()
         # a spare, empty DB index (1-15), so two test runs on one machine never share keys
         for db in random.sample(range(1, 16), 15):
             url = f"{SPARE_REDIS.rstrip('/')}/{db}"
             if redis.Redis.from_url(url).dbsize() == 0:
-                yield url
-                return
+                spare = url
+                break
     except redis.RedisError:
         pass
+    if spare is not None:
+        yield spare
+        return
+    # no reachable Redis with an empty DB: an embedded redis-server of our own
     from services.stack import redis_server_binary
 
     port = _free_port()
