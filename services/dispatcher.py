@@ -32,6 +32,8 @@ HEARTBEAT_TTL_S = 15
 """The dispatcher heartbeat key expires after this many seconds without a refresh."""
 CLUSTER_REFRESH_S = 2.0
 """Seconds between refreshes of the cluster's node list and capacity."""
+RESTORE_S = 5.0
+"""Seconds between checks that Redis still holds every live job (it may be wiped or restarted)."""
 MAX_BYPASS = 5
 """How many times a waiting job may be passed over by smaller jobs (backfill) before it blocks them."""
 RUNNER_PREFIX = "runner-"
@@ -62,6 +64,7 @@ class Dispatcher:
         self.capacity = {"CPU": 0.0, "GPU": 0.0}
         self.nodes: list[dict] = []
         self._cluster_at = 0.0
+        self._restored_at = 0.0
         self._stop = threading.Event()
         self._ticks = 0
         self._thread = threading.Thread(target=self._loop, name="kiln-dispatcher", daemon=True)
@@ -99,6 +102,10 @@ class Dispatcher:
         self.b.redis.set(keys.DISPATCHER_HEARTBEAT, f"{time.time():.3f}", ex=HEARTBEAT_TTL_S)
         if time.time() - self._cluster_at > CLUSTER_REFRESH_S:
             self._refresh_cluster()
+        if time.time() - self._restored_at > RESTORE_S:
+            live = {rec.id for rec in self._restore_redis()}
+            for job_id in set(self.running) - live:  # terminal in SQL (a cancel whose Redis request was lost)
+                self.b.redis.sadd(keys.CANCEL_REQUESTS, job_id)
         self._handle_cancels()
         self._reap()
         self._schedule()
@@ -115,18 +122,11 @@ class Dispatcher:
 
     # -- recovery after a restart (or a Redis wipe) -----------------------------------------------
     def _recover(self) -> None:
+        """On (re)start: rebuild Redis from SQL and re-attach to the runners still alive."""
         import ray  # noqa: PLC0415
 
-        db, status, queue = self.b.db, self.b.status, self.b.queue
-        for rec in db.jobs.non_terminal():
-            state = JobState(rec.state)
-            if not status.exists(rec.id):
-                status.create(rec.id, {"name": rec.name, "kind": rec.kind, "user": rec.user, "state": state.value,
-                                       "attempt": rec.attempt, "priority": rec.priority,
-                                       "submitted_at": rec.submitted_at.timestamp()})
-            if state == JobState.QUEUED:
-                if rec.id not in queue:
-                    queue.push(rec.id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
+        for rec in self._restore_redis():
+            if JobState(rec.state) == JobState.QUEUED:
                 continue
             # STARTING or RUNNING: is its runner still alive?
             try:
@@ -134,9 +134,25 @@ class Dispatcher:
                 spec = JobSpec.model_validate_json(rec.spec_json)
                 self.running[rec.id] = Running(rec.id, rec.user, spec.resources.total_cpus,
                                                spec.resources.total_gpus, runner)
-                status.log(rec.id, "dispatcher restarted; re-attached to the running job")
+                self.b.status.log(rec.id, "dispatcher restarted; re-attached to the running job")
             except ValueError:
                 self._retry_or_fail(rec.id, "the job's runner was lost (dispatcher or node restart)")
+
+    def _restore_redis(self) -> list:
+        """Recreate the live hash of every non-terminal job that lost it, and put QUEUED jobs that are
+        missing from the queue back on it (Redis wiped or restarted). Returns the non-terminal records."""
+        status, queue = self.b.status, self.b.queue
+        records = self.b.db.jobs.non_terminal()
+        for rec in records:
+            state = JobState(rec.state)
+            if not status.exists(rec.id):
+                status.create(rec.id, {"name": rec.name, "kind": rec.kind, "user": rec.user, "state": state.value,
+                                       "attempt": rec.attempt, "priority": rec.priority,
+                                       "submitted_at": rec.submitted_at.timestamp()})
+            if state == JobState.QUEUED and rec.id not in queue:
+                queue.push(rec.id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
+        self._restored_at = time.time()
+        return records
 
     # -- cancellation -----------------------------------------------------------------------------
     def _handle_cancels(self) -> None:
