@@ -98,3 +98,29 @@ def cancel(job_id: str, as_json: bool) -> None:
         click.echo(f"{job_id} was already {before}; nothing to cancel")
     else:
         click.echo(f"{job_id} {v['state']}")
+
+
+@click.command()
+@click.argument("job_id")
+def watch(job_id: str) -> None:
+    """Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise."""
+    import sys  # noqa: PLC0415
+
+    from cli.submit import follow_until_done, print_outcome  # noqa: PLC0415
+
+    final = follow_until_done(_svc(), job_id, quiet=False)
+    print_outcome(final)
+    sys.exit(0 if final["state"] == "SUCCEEDED" else 1)
+
+
+@click.command()
+@click.argument("job_id")
+@click.option("--follow", is_flag=True, help="wait for the new job to end, showing progress")
+@click.option("--json", "as_json", is_flag=True)
+def retry(job_id: str, follow: bool, as_json: bool) -> None:
+    """Submit a FAILED or CANCELLED job again (same spec, new job id)."""
+    from cli.context import job_service  # noqa: PLC0415
+    from cli.submit import report_submitted  # noqa: PLC0415
+
+    svc = job_service(start_stack=True)
+    report_submitted(svc, svc.retry(job_id), follow=follow, as_json=as_json)

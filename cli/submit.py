@@ -81,7 +81,11 @@ def _submit(data: dict, *, follow: bool, as_json: bool) -> None:
 
     spec = validate_offline(data, user=get_settings().user)  # fail fast, before any service is started
     svc = job_service(start_stack=True)
-    view = svc.submit(spec)
+    report_submitted(svc, svc.submit(spec), follow=follow, as_json=as_json)
+
+
+def report_submitted(svc, view: dict, *, follow: bool, as_json: bool) -> None:
+    """Print a new job's id (or JSON); with ``follow`` wait for it and exit 0 only if it succeeded."""
     job_id = view["id"]
     if not follow:
         if as_json:
@@ -91,15 +95,16 @@ def _submit(data: dict, *, follow: bool, as_json: bool) -> None:
         return
     if not as_json:
         click.echo(f"submitted {job_id}", err=True)
-    final = _follow(svc, job_id, quiet=as_json)
+    final = follow_until_done(svc, job_id, quiet=as_json)
     if as_json:
         emit_json({"job_id": job_id, "state": final["state"], "model": final.get("model"), "error": final["error"]})
     else:
-        _print_outcome(final)
+        print_outcome(final)
     sys.exit(0 if final["state"] == "SUCCEEDED" else 1)
 
 
-def _follow(svc, job_id: str, *, quiet: bool) -> dict:
+def follow_until_done(svc, job_id: str, *, quiet: bool) -> dict:
+    """Wait for a job to end, with a progress bar on a terminal (plain lines otherwise); return its view."""
     if quiet or not sys.stderr.isatty():
         return _follow_plain(svc, job_id, quiet=quiet)
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
@@ -144,7 +149,7 @@ def _detail(v: dict) -> str:
     return "  ".join(parts)
 
 
-def _print_outcome(v: dict) -> None:
+def print_outcome(v: dict) -> None:
     if v["state"] == "SUCCEEDED":
         m = v.get("model") or {}
         click.echo(f"{v['id']} SUCCEEDED: registered model {m.get('name')} version {m.get('version')}")

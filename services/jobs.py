@@ -122,6 +122,24 @@ class JobService:
         self.b.status.log(job_id, "cancelled by user")
         return self.get(job_id)
 
+    def retry(self, job_id: str) -> dict:
+        """Submit a finished (FAILED or CANCELLED) job's spec again as a new job; returns the new job's view.
+
+        The spec is validated again (its files may have changed). A job that is still live, or that
+        succeeded, is refused: its model is already registered, or it will be.
+        """
+        from shared.specs import JobSpec  # noqa: PLC0415
+
+        rec = self.b.db.jobs.get(job_id)
+        state = JobState(rec.state)
+        if state not in (JobState.FAILED, JobState.CANCELLED):
+            raise InvalidParameter(f"{job_id} is {state.value}; only FAILED or CANCELLED jobs can be retried")
+        spec = JobSpec.model_validate_json(rec.spec_json)
+        data = spec.model_dump(exclude={"user"})
+        view = self.submit(data)
+        self.b.status.log(view["id"], f"retry of {job_id}")
+        return view
+
     def logs(self, job_id: str, *, follow: bool = False, poll_ms: int = 500) -> Iterator[dict]:
         """Yield log entries ({"t", "level", "msg"}); with ``follow`` keep going until the job ends."""
         self.b.db.jobs.get(job_id)  # NotFound for an unknown id

@@ -130,6 +130,9 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     assert "not in the model's vocabulary" in one_line_error(run(["similar", "cli-model", "zebra"], env), 1)
     r = run(["models", "export", "cli-model", "-o", str(tmp_path / "no" / "such" / "dir.txt")], env)
     one_line_error(r, 2)
+    watched = run(["watch", job], env)
+    assert watched.returncode == 0 and "SUCCEEDED: registered model cli-model version 1" in watched.stdout
+    assert "only FAILED or CANCELLED" in one_line_error(run(["retry", job], env), 2)
     # cancelling a finished job changes nothing
     r = run(["cancel", job], env)
     assert r.returncode == 0 and "already SUCCEEDED" in r.stdout

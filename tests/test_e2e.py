@@ -100,6 +100,11 @@ def test_cancel_queued_and_running(svc, small_corpus, cluster_settings):
     for job in (long, queued):  # terminal states never change
         assert svc.get(job["id"])["state"] == "CANCELLED"
     assert svc.b.db.models.list_versions() == []
+    # a cancelled job can be submitted again: a new job with the same spec
+    again = svc.retry(queued["id"])
+    assert again["id"] != queued["id"] and again["name"] == "waiting"
+    assert svc.wait(again["id"], timeout_s=240)["model"] == {"name": "waiting", "version": 1}
+    assert any(f"retry of {queued['id']}" in e["msg"] for e in svc.logs(again["id"]))
 
 
 def test_runner_death_is_retried_from_checkpoint(svc, small_corpus, cluster_settings, monkeypatch):
