@@ -226,8 +226,9 @@ class Dispatcher:
         except KilnError as e:  # the result could not be registered (e.g. a bad metric): fail the job
             self._fail(job_id, f"could not register the model: {e}")
             return
-        self.b.status.set_state(job_id, JobState.SUCCEEDED, progress=1.0, model=f"{model['name']}:{model['version']}",
-                                metrics=result["metrics"], eta_s=0)
+        ref = f"{model['name']}:{model['version']}"
+        self.b.status.set_state(job_id, JobState.SUCCEEDED, progress=1.0, model=ref, metrics=result["metrics"],
+                                eta_s=0, message=f"registered {ref}")
         self.b.status.log(job_id, f"registered model {model['name']} version {model['version']}")
         log.info("job %s succeeded: %s:%s", job_id, model["name"], model["version"])
 
@@ -237,7 +238,7 @@ class Dispatcher:
         except InvalidTransition:
             return
         try:
-            self.b.status.set_state(job_id, JobState.FAILED, error=error)
+            self.b.status.set_state(job_id, JobState.FAILED, error=error, message="failed")
         except InvalidTransition:
             pass
         self.b.status.log(job_id, f"failed: {error}", level="ERROR")
