@@ -105,12 +105,10 @@ def build_spec(data: dict) -> JobSpec:
     if p.min_lr > p.lr:
         raise InvalidParameter(f"min_lr ({p.min_lr}) must not exceed lr ({p.lr})")
     files = resolve_corpus(p.corpus)
-    for label, path in (("eval_analogies", p.eval_analogies), ("eval_similarity", p.eval_similarity)):
-        if path is not None:
-            resolve_corpus([path])  # same existence / readability / text checks
-    params = p.model_copy(update={
-        "corpus": [str(f) for f in files],
-        "eval_analogies": str(resolve_corpus([p.eval_analogies])[0]) if p.eval_analogies else None,
-        "eval_similarity": str(resolve_corpus([p.eval_similarity])[0]) if p.eval_similarity else None,
-    })
+
+    def eval_file(path: str | None) -> str | None:  # the same existence / readability / text checks
+        return None if path is None else str(resolve_corpus([path])[0])
+
+    params = p.model_copy(update={"corpus": [str(f) for f in files], "eval_analogies": eval_file(p.eval_analogies),
+                                  "eval_similarity": eval_file(p.eval_similarity)})
     return spec.model_copy(update={"params": params})
