@@ -57,6 +57,8 @@ class Resources(_Strict):
     workers: int = Field(1, ge=1, le=1024)
     cpus_per_worker: float = Field(1.0, gt=0.0, le=1024)
     gpus_per_worker: float = Field(0.0, ge=0.0, le=64)
+    placement: Literal["pack", "spread"] = Field(
+        "pack", description="pack: workers fill a node first; spread: one worker per node where possible")
 
     @property
     def total_cpus(self) -> float:

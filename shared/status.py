@@ -19,7 +19,7 @@ LOG_MAXLEN = 10_000
 
 _FLOATS = {"progress", "throughput", "loss", "eta_s", "heartbeat", "updated_at", "submitted_at"}
 _INTS = {"attempt", "priority", "epoch", "epochs"}
-_JSON = {"metrics"}
+_JSON = {"metrics", "live", "placement"}
 
 
 def _encode(value: Any) -> str:

@@ -1,15 +1,19 @@
-"""JobRunner: the Ray actor that runs one job attempt and hands its result back to the dispatcher.
+"""JobRunner: the Ray actor that runs one job attempt through the training contract.
 
-The dispatcher creates it (named ``runner-<job id>``, detached, so a restarted dispatcher can find
-it again), calls ``start()``, then waits on ``wait()``, which returns an outcome dict:
-``{"ok": True, "result": {...}}`` or ``{"ok": False, "retryable": bool, "error": "one line"}``.
-Only system failures (a worker, node or process lost) are retryable; a user error (no word reaches
-min_count) or a bug fails the job at once, as Ray does for application errors.
+The dispatcher reserves the job's placement group, creates the runner (named ``runner-<job id>``,
+detached, so a restarted dispatcher can find it again), calls ``start()``, then waits on ``wait()``,
+which returns an outcome dict: ``{"ok": True, "result": {...}}`` or
+``{"ok": False, "retryable": bool, "error": "one line"}``. Only system failures (a worker, node or
+process lost) are retryable; a user error (no word reaches min_count), a diverged model or a bug fails
+the job at once, as Ray does for application errors.
+
+The runner never writes job state: it turns the trainer's ``report`` calls into live status fields
+(Redis) and persisted checkpoints; the dispatcher records state from the outcome.
 """
 from __future__ import annotations
 
+import json
 import threading
-import traceback
 
 import redis
 
@@ -18,24 +22,84 @@ from shared.config import Settings
 from shared.errors import KilnError
 from shared.specs import JobSpec
 from shared.status import StatusStore
+from workers.contract import Checkpoint, ScalingConfig, check_metrics_finite, new_checkpoint_dir, persist_checkpoint
+
+STATUS_FIELDS = ("progress", "throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs")
+"""Report keys that become fields of the job's live hash; ``phase`` becomes its message; ``placement``
+is kept as JSON; every other number goes into the ``live`` JSON field (e.g. val_accuracy)."""
 
 
-class JobContext:
-    """What a training pipeline gets from its runner: ids, settings, status and artifact stores."""
+class RunnerContext:
+    """The TrainContext of a job attempt on Ray: status and logs in Redis, files in the artifact store,
+    workers placed on the job's placement group."""
 
-    def __init__(self, job_id: str, spec: JobSpec, settings: Settings, attempt: int):
-        self.job_id = job_id
-        self.spec = spec
-        self.settings = settings
-        self.attempt = attempt
-        self.status = StatusStore(redis.Redis.from_url(settings.redis_url))
-        self.artifacts = ArtifactStore(settings.artifacts)
+    def __init__(self, job_id: str, spec: JobSpec, settings: Settings, attempt: int,
+                 placement_group_name: str | None = None):
+        from workers.trainers import trainer_class  # noqa: PLC0415
+
+        self.job_id, self.spec, self.settings, self.attempt = job_id, spec, settings, attempt
+        self.status = StatusStore(redis.Redis.from_url(settings.redis_url, socket_timeout=30,
+                                                       socket_connect_timeout=10))
+        self.store = ArtifactStore(settings.artifacts)
+        self.trainer_cls = trainer_class(spec.kind)
+        self.scaling = ScalingConfig.from_resources(spec.resources, backend=self.trainer_cls.backend(spec))
+        self.placement_group = None
+        if placement_group_name:
+            import ray  # noqa: PLC0415
+
+            self.placement_group = ray.util.get_placement_group(placement_group_name)
+        latest = Checkpoint(self.store.checkpoint_dir(job_id))
+        self.resume = latest if latest.exists() else None
+
+    # -- the contract -------------------------------------------------------------------------------
+    def report(self, metrics: dict, checkpoint: Checkpoint | None = None) -> None:
+        """Live status from ``metrics``; ``checkpoint`` (a folder the trainer wrote) becomes the job's latest.
+
+        A non-finite loss raises TrainingError (the job fails, nothing is registered). A checkpoint that
+        cannot be persisted is logged and training goes on (the next one tries again)."""
+        check_metrics_finite({k: v for k, v in metrics.items() if k == "loss"}, where="report")
+        fields, live = {}, {}
+        for k, v in metrics.items():
+            if k in STATUS_FIELDS:
+                fields[k] = v
+            elif k == "phase":
+                fields["message"] = v
+            elif k == "placement":
+                fields["placement"] = json.dumps(v)
+            elif isinstance(v, (int, float)) and not isinstance(v, bool):
+                live[k] = v
+        if live:
+            fields["live"] = json.dumps(live)
+        if fields:
+            self.status.report(self.job_id, **fields)
+        if checkpoint is not None:
+            try:
+                persist_checkpoint(checkpoint, self.store.checkpoint_dir(self.job_id))
+            except OSError as e:
+                self.log(f"could not write the checkpoint ({e}); training goes on", level="WARNING")
 
     def log(self, message: str, level: str = "INFO") -> None:
         self.status.log(self.job_id, message, level=level)
 
-    def report(self, **fields) -> None:
-        self.status.report(self.job_id, **fields)
+    def job_dir(self, *parts: str):
+        return self.store.job_dir(self.job_id, *parts)
+
+    def new_checkpoint_dir(self):
+        return new_checkpoint_dir(self.store.job_dir(self.job_id))
+
+    def uri(self, path) -> str:
+        return self.store.uri(path)
+
+    def worker_options(self, rank: int) -> dict:
+        """Ray ``.options()`` for worker ``rank``: its resources, on bundle ``rank`` of the job's group."""
+        opts = {"num_cpus": self.scaling.cpus_per_worker, "num_gpus": self.scaling.gpus_per_worker}
+        if self.placement_group is not None:
+            from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy  # noqa: PLC0415
+
+            opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
+                self.placement_group, placement_group_bundle_index=rank,
+                placement_group_capture_child_tasks=True)
+        return opts
 
 
 def _is_system_failure(exc: BaseException) -> bool:
@@ -48,39 +112,51 @@ def _is_system_failure(exc: BaseException) -> bool:
     return isinstance(exc, system)
 
 
+def _one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 class JobRunner:
-    def __init__(self, job_id: str, spec_json: str, settings: dict, attempt: int):
-        self.ctx = JobContext(job_id, JobSpec.model_validate_json(spec_json), Settings.from_dict(settings), attempt)
+    def __init__(self, job_id: str, spec_json: str, settings: dict, attempt: int,
+                 placement_group_name: str | None = None):
+        self.args = (job_id, JobSpec.model_validate_json(spec_json), Settings.from_dict(settings), attempt,
+                     placement_group_name)
         self._done = threading.Event()
         self._outcome: dict | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start the attempt (idempotent: a second call, e.g. from a restarted dispatcher, does nothing)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="kiln-job", daemon=True)
             self._thread.start()
+        return True
+
+    def started(self) -> bool:
+        return self._thread is not None
 
     def wait(self) -> dict:
         self._done.wait()
         return self._outcome
 
     def _run(self) -> None:
-        ctx = self.ctx
-        try:
-            if ctx.spec.kind == "word2vec":
-                from workers.word2vec.pipeline import run_word2vec  # noqa: PLC0415
+        from workers.contract import run_trainer  # noqa: PLC0415
 
-                result = run_word2vec(ctx)
-            else:  # pragma: no cover - the spec's Literal refuses other kinds
-                raise KilnError(f"unknown job kind {ctx.spec.kind}")
+        ctx = None
+        try:
+            ctx = RunnerContext(*self.args)
+            if ctx.resume is not None:
+                ctx.log(f"attempt {ctx.attempt}: resuming from the checkpoint")
+            result = run_trainer(ctx.trainer_cls(ctx)).to_dict()
             self._outcome = {"ok": True, "result": result}
         except KilnError as e:
-            ctx.log(str(e), level="ERROR")
+            if ctx is not None:
+                ctx.log(str(e), level="ERROR")
             self._outcome = {"ok": False, "retryable": False, "error": str(e)}
         except Exception as e:  # noqa: BLE001 - everything becomes an outcome the dispatcher records
-            retry = _is_system_failure(e)
-            first = (str(e).strip().splitlines() or [""])[0]
-            ctx.log(traceback.format_exc(), level="ERROR")
-            self._outcome = {"ok": False, "retryable": retry, "error": f"{type(e).__name__}: {first}"}
+            if ctx is not None:
+                ctx.log(_one_line(e), level="ERROR")
+            self._outcome = {"ok": False, "retryable": _is_system_failure(e), "error": _one_line(e)}
         finally:
             self._done.set()
