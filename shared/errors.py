@@ -30,6 +30,14 @@ class InvalidParameter(UserError):
     exit_code = 2
 
 
+class CorpusError(InvalidParameter):
+    """The corpus cannot be read as text (binary data, a file gone after submit, a token pattern that
+    takes too long): refused at submit, or fails the job with this one line (never retried)."""
+
+    code = "INVALID_PARAMETER_VALUE"
+    exit_code = 2
+
+
 class NotFound(UserError):
     """A job, model, version or word does not exist (exit code 1)."""
 

@@ -20,9 +20,18 @@ from pathlib import Path
 from typing import Iterator
 
 from shared.corpus_files import open_binary
+from shared.errors import CorpusError
 
 BLOCK_BYTES = 1 << 20
 """Bytes read per block; a line is split into sentences without ever holding more than about this much."""
+
+MAX_TOKEN_BYTES = BLOCK_BYTES
+"""A run of this many bytes without whitespace is no word: it is dropped (counted in ReadStats.overlong_tokens),
+so a file holding one huge "token" costs no more memory or time than any other."""
+
+PATTERN_TIMEOUT_S = 2.0
+"""Longest time ``--token-pattern`` may spend on one piece of text; a pattern that backtracks
+catastrophically fails the job (or the submit) with one line instead of hanging it."""
 
 NEWLINE_SEARCH_BYTES = 1 << 20
 """How far past a planned shard boundary to look for a newline before settling for any whitespace."""
@@ -61,6 +70,7 @@ class ReadStats:
     sentences: int = 0
     tokens: int = 0
     undecodable_bytes: int = 0
+    overlong_tokens: int = 0
 
     def add(self, other: "ReadStats") -> None:
         for k in vars(self):
@@ -143,24 +153,49 @@ def _decode(data: bytes, stats: ReadStats) -> str:
 
 
 def _raw_blocks(shard: Shard) -> Iterator[bytes]:
-    """The shard's bytes in blocks of about BLOCK_BYTES."""
-    with open_binary(shard.path) as f:
-        if shard.compressed or shard.end is None:
-            while block := f.read(BLOCK_BYTES):
-                yield block
-            return
-        f.seek(shard.start)
-        left = shard.end - shard.start
-        while left > 0:
-            block = f.read(min(BLOCK_BYTES, left))
+    """The shard's bytes in blocks of about BLOCK_BYTES; CorpusError if the file is gone or holds NUL bytes
+    (checked on every block: a file whose head is text and whose tail is binary is caught where it turns)."""
+    try:
+        f = open_binary(shard.path)
+    except FileNotFoundError:
+        raise CorpusError(f"corpus: {shard.path} no longer exists (deleted or moved after submit)") from None
+    except PermissionError:
+        raise CorpusError(f"corpus: {shard.path}: permission denied") from None
+    at = shard.start
+    with f:
+        if not (shard.compressed or shard.end is None):
+            f.seek(shard.start)
+        left = None if (shard.compressed or shard.end is None) else shard.end - shard.start
+        while left is None or left > 0:
+            try:
+                block = f.read(BLOCK_BYTES if left is None else min(BLOCK_BYTES, left))
+            except (OSError, EOFError) as e:
+                raise CorpusError(f"corpus: {shard.path}: cannot be read ({e})") from None
             if not block:
                 return
-            left -= len(block)
+            nul = block.find(b"\x00")
+            if nul >= 0:
+                raise CorpusError(f"corpus: {shard.path}: binary data (a NUL byte) at byte {at + nul}; "
+                                  "not a text file")
+            at += len(block)
+            if left is not None:
+                left -= len(block)
             yield block
 
 
 def _tokenizer(lowercase: bool, token_pattern: str | None):
-    findall = re.compile(token_pattern).findall if token_pattern else None
+    findall = None
+    if token_pattern:
+        import regex  # noqa: PLC0415 - re-compatible, and its matches can be given a time limit
+
+        rx = regex.compile(token_pattern)
+
+        def findall(text: str) -> list[str]:
+            try:
+                return rx.findall(text, timeout=PATTERN_TIMEOUT_S)
+            except TimeoutError:
+                raise CorpusError(f"--token-pattern {token_pattern!r} took over {PATTERN_TIMEOUT_S:g} s on one "
+                                  "line (catastrophic backtracking); simplify the pattern") from None
 
     def tokens(text: str) -> list[str]:
         if lowercase:
@@ -199,8 +234,14 @@ def read_sentences(
             pending = pending[maxlen:]
 
     carry = b""
+    skipping = False  # inside a run of more than MAX_TOKEN_BYTES bytes without whitespace: dropped
     for block in _raw_blocks(shard):
         st.bytes_read += len(block)
+        if skipping:
+            m = _WS_RE.search(block)
+            if m is None:
+                continue
+            block, skipping = block[m.start():], False  # the whitespace stays: a newline still ends the line
         data = carry + block if carry else block
         last_nl = data.rfind(b"\n")
         if last_nl >= 0:
@@ -236,6 +277,9 @@ def read_sentences(
                 pending.extend(toks)
                 carry = carry[cut + 1 :]
                 yield from flush_full()
+            if len(carry) > MAX_TOKEN_BYTES:  # no word is this long: drop it up to the next whitespace
+                st.overlong_tokens += 1
+                carry, skipping = b"", True
     if carry or pending:
         toks = tokenize(_decode(carry, st)) if carry else []
         st.tokens += len(toks)

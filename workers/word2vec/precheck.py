@@ -10,17 +10,28 @@ import os
 
 from shared.errors import InvalidParameter, TrainingError
 from shared.specs import Word2VecParams
-from workers.word2vec.corpus import Shard
+from workers.word2vec.corpus import Shard, read_sentences
 from workers.word2vec.vocab import Vocab, count_shard, merge_counts
 
 PRECHECK_MAX_BYTES = 16 << 20
 """Corpora up to this size on disk are counted in full at submit time."""
 
 
+PATTERN_SAMPLE_BYTES = 1 << 20
+"""For corpora too large to count at submit, ``--token-pattern`` is tried on this much of each file."""
+
+
 def check_min_count(params: Word2VecParams) -> None:
-    """Raise InvalidParameter if the (small) corpus has no word reaching min_count."""
+    """Raise InvalidParameter if the (small) corpus has no word reaching min_count, or (any corpus) if
+    ``--token-pattern`` takes too long on its text (CorpusError, one line)."""
     sizes = [os.path.getsize(p) for p in params.corpus]
     if sum(sizes) > PRECHECK_MAX_BYTES:
+        if params.token_pattern:
+            for p, size in zip(params.corpus, sizes):
+                end = None if p.endswith((".gz", ".bz2")) else min(size, PATTERN_SAMPLE_BYTES)
+                sample = Shard(p, 0, end)
+                for _ in read_sentences(sample, lowercase=params.lowercase, token_pattern=params.token_pattern):
+                    pass
         return
     parts = [count_shard(Shard(p), lowercase=params.lowercase, token_pattern=params.token_pattern,
                          max_sentence_length=params.max_sentence_length)
