@@ -3,6 +3,7 @@
     db = Database()                      # KILN_DB_URL, migrated on first use
     db.jobs.create(job_id=..., ...)      # JobRecords
     db.models.get_version("w2v", alias="prod")   # ModelRegistry
+    db.models.search(VersionQuery(filters=(parse_filter("metric.accuracy>0.9"),), limit=10))
     with db.session() as s:              # several writes in one transaction
         db.models.register_version(..., session=s)
         db.jobs.transition(job_id, "SUCCEEDED", result=..., session=s)
@@ -20,12 +21,14 @@ from services.registry.engine import (SCHEMA_REVISION, SchemaOutOfDate, check_sc
                                       session_scope, upgrade)
 from services.registry.entities import JobRecord, Lineage, ModelVersion, RegisteredModel
 from services.registry.jobs import JobRecords
-from services.registry.models import ModelRef, ModelRegistry, parse_ref
+from services.registry.models import ModelRef, ModelRegistry, VersionInUse, parse_ref
+from services.registry.search import Filter, OrderField, VersionQuery, parse_filter, parse_order
 
 __all__ = [
     "Database", "open_registry", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
     "Lineage", "ModelRef", "parse_ref", "make_engine", "session_scope", "upgrade", "check_schema",
-    "SchemaOutOfDate", "SCHEMA_REVISION",
+    "SchemaOutOfDate", "SCHEMA_REVISION", "VersionInUse", "VersionQuery", "Filter", "OrderField", "parse_filter",
+    "parse_order",
 ]
 
 

@@ -24,7 +24,7 @@ from shared.errors import InvalidParameter, KilnError, Unavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 """The alembic revision this code reads and writes: the head of ``migrations/versions``."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """The alembic script location, inside the installed package."""
@@ -33,6 +33,7 @@ BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
 """How long to wait for a PostgreSQL server to answer."""
 _PG_MIGRATION_LOCK = 0x6B696C6E  # "kiln": advisory lock that keeps two upgraders from racing
+_READ_ONLY = "kiln_read_only"  # execution option: this transaction only reads
 _ALEMBIC_LOCK = threading.Lock()  # alembic's `context` is a module global: one upgrade per process at a time
 
 
@@ -66,7 +67,8 @@ def make_engine(url: str | URL) -> Engine:
     """An engine for ``url``. Nothing connects yet; the first failure to connect raises Unavailable.
 
     SQLite: foreign keys on, WAL journal, a busy timeout, the parent directory created, and every
-    transaction started with ``BEGIN IMMEDIATE``. PostgreSQL: ``postgresql+psycopg://``, pre-ping.
+    transaction started with ``BEGIN IMMEDIATE`` except on ``reader(engine)`` (plain deferred ``BEGIN``:
+    with WAL, readers never wait for a writer). PostgreSQL: ``postgresql+psycopg://``, pre-ping.
     """
     url = normalize_url(url)
     backend = url.get_backend_name()
@@ -118,8 +120,18 @@ def _tune_sqlite(engine: Engine, *, wal: bool) -> None:
     def _on_begin(conn):
         # IMMEDIATE takes the write lock up front, so writers wait their turn (busy timeout) instead of
         # failing when a read-then-write transaction finds its snapshot stale. This is what serialises
-        # version numbers on SQLite, where SELECT ... FOR UPDATE does not exist.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # version numbers on SQLite, where SELECT ... FOR UPDATE does not exist. Read-only transactions
+        # begin deferred: in WAL mode they read the last commit and never wait behind a writer.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
+
+
+def reader(engine: Engine) -> Engine:
+    """``engine`` for read-only transactions (deferred on SQLite: they never wait for a writer's lock)."""
+    found = engine.__dict__.get("_kiln_reader")
+    if found is None:
+        found = engine.execution_options(**{_READ_ONLY: True})
+        engine.__dict__["_kiln_reader"] = found
+    return found
 
 
 def _use_wal(cur: sqlite3.Cursor) -> None:
@@ -158,9 +170,12 @@ def _first_line(exc: BaseException) -> str:
 
 # -- sessions ---------------------------------------------------------------------------------------
 @contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session in one transaction: committed when the block ends, rolled back if it raises."""
-    session = Session(engine, expire_on_commit=False)
+def session_scope(engine: Engine, *, read_only: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed when the block ends, rolled back if it raises.
+
+    ``read_only`` sessions must not write: on SQLite they begin deferred and never wait for writers.
+    """
+    session = Session(reader(engine) if read_only else engine, expire_on_commit=False)
     try:
         yield session
         session.commit()
@@ -173,12 +188,12 @@ def session_scope(engine: Engine) -> Iterator[Session]:
 
 # -- migrations -------------------------------------------------------------------------------------
 @contextmanager
-def session_or_new(engine: Engine, session: Session | None) -> Iterator[Session]:
+def session_or_new(engine: Engine, session: Session | None, *, read_only: bool = False) -> Iterator[Session]:
     """The caller's session (the caller commits), or a new managed one for this call alone."""
     if session is not None:
         yield session
     else:
-        with session_scope(engine) as own:
+        with session_scope(engine, read_only=read_only) as own:
             yield own
 
 
@@ -236,7 +251,7 @@ def current_revision(url_or_engine: str | URL | Engine) -> str | None:
     """The alembic revision recorded in the database, or None for a database never migrated."""
     engine, owned = _engine_of(url_or_engine)
     try:
-        with engine.connect() as conn:
+        with reader(engine).connect() as conn:
             if not inspect(conn).has_table("alembic_version"):
                 return None
             return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()

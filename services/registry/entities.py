@@ -68,6 +68,7 @@ class Lineage:
     dataset_fingerprint: str | None = None
     kiln_version: str | None = None
     git_commit: str | None = None
+    trained_from: str | None = None  # "name:version" of the version this one was trained from
 
     def to_dict(self) -> dict[str, str | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -88,6 +89,8 @@ class ModelVersion:
     tags: dict[str, str] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
     lineage: Lineage = field(default_factory=Lineage)
+    uid: str = ""  # unique for ever, unlike name:version (a deleted number is given out again)
+    description: str | None = None
 
     @property
     def ref(self) -> str:
@@ -98,18 +101,28 @@ class ModelVersion:
     def job_id(self) -> str | None:
         return self.lineage.job_id
 
-    def to_dict(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, Any]:
+        """The fields ``kiln models list --json`` prints, with typed values."""
         return {
             "name": self.name,
             "version": self.version,
             "kind": self.kind,
-            "status": self.status,
             "created_at": _iso(self.created_at),
             "params": dict(self.params),
             "metrics": dict(self.metrics),
-            "artifacts": dict(self.artifacts),
             "tags": dict(self.tags),
             "aliases": list(self.aliases),
+            "job_id": self.job_id,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything recorded: the summary plus status, uid, description, artifacts and lineage."""
+        return {
+            **self.summary(),
+            "uid": self.uid,
+            "status": self.status,
+            "description": self.description,
+            "artifacts": dict(self.artifacts),
             "lineage": self.lineage.to_dict(),
         }
 

@@ -32,8 +32,8 @@ class JobRecords:
     def __init__(self, engine: Engine):
         self._engine = engine
 
-    def _session(self, session: Session | None):
-        return session_or_new(self._engine, session)
+    def _session(self, session: Session | None, *, read_only: bool = False):
+        return session_or_new(self._engine, session, read_only=read_only)
 
     def create(self, *, job_id: str, name: str, kind: str, user: str, spec_json: str, priority: int,
                max_retries: int, submitted_at: datetime | float | None = None,
@@ -70,7 +70,7 @@ class JobRecords:
 
     def get(self, job_id: str, *, session: Session | None = None) -> JobRecord:
         """The job's record; NotFound if there is none."""
-        with self._session(session) as s:
+        with self._session(session, read_only=True) as s:
             return self._row(s, job_id).to_entity()
 
     def list(self, state: JobState | str | Iterable[JobState | str] | None = None, user: str | None = None,
@@ -86,14 +86,14 @@ class JobRecords:
             if not isinstance(limit, int) or limit < 0:
                 raise InvalidParameter(f"limit must be a non-negative integer, got {limit!r}")
             query = query.limit(limit)
-        with self._session(session) as s:
+        with self._session(session, read_only=True) as s:
             return [row.to_entity() for row in s.scalars(query)]
 
     def non_terminal(self, *, session: Session | None = None) -> list[JobRecord]:
         """Jobs not yet finished, oldest first: what the dispatcher puts back after Redis is wiped."""
         query = (select(SqlJob).where(SqlJob.state.in_([s.value for s in ACTIVE_STATES]))
                  .order_by(SqlJob.submitted_at, SqlJob.id))
-        with self._session(session) as s:
+        with self._session(session, read_only=True) as s:
             return [row.to_entity() for row in s.scalars(query)]
 
     def transition(self, job_id: str, new_state: JobState | str, *, error: str | None = None,

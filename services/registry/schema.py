@@ -6,6 +6,7 @@ Changing anything here needs a new migration in ``migrations/versions`` (a test 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime
 
 from sqlalchemy import (JSON, Double, ForeignKey, Index, Integer, MetaData, String, Text,
@@ -27,6 +28,11 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def new_uid() -> str:
+    """A fresh version uid: 32 hex digits, never reused."""
+    return uuid.uuid4().hex
 
 
 def _fk(target: str) -> ForeignKey:
@@ -102,6 +108,8 @@ class SqlModelVersion(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "version"),
         Index("ix_model_versions_job_id", "job_id"),
+        Index("ix_model_versions_uid", "uid", unique=True),
+        Index("ix_model_versions_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -109,11 +117,16 @@ class SqlModelVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Never reused, unlike (name, version) after a delete or SQLite's row ids: caches are keyed by it.
+    # Nullable only because SQLite cannot add a NOT NULL column in place; kiln always sets it.
+    uid: Mapped[str | None] = mapped_column(String(32), default=new_uid)
+    description: Mapped[str | None] = mapped_column(Text)
     # Lineage. No foreign key to jobs: the record of where a model came from outlives job rows.
     job_id: Mapped[str | None] = mapped_column(String(64))
     dataset_fingerprint: Mapped[str | None] = mapped_column(String(128))
     kiln_version: Mapped[str | None] = mapped_column(String(64))
     git_commit: Mapped[str | None] = mapped_column(String(64))
+    trained_from: Mapped[str | None] = mapped_column(String(200))  # "name:version" of a parent, kept as text
 
     model: Mapped[SqlRegisteredModel] = relationship(back_populates="versions")
     params: Mapped[list[SqlParam]] = relationship(cascade="all, delete-orphan", passive_deletes=True)
@@ -126,15 +139,23 @@ class SqlModelVersion(Base):
     def to_entity(self) -> ModelVersion:
         return ModelVersion(
             name=self.model.name, version=self.version, kind=self.model.kind, status=self.status,
-            created_at=self.created_at,
+            created_at=self.created_at, uid=self.uid or "", description=self.description,
             params={p.key: json.loads(p.value) for p in sorted(self.params, key=lambda p: p.key)},
             metrics=summary_metrics(self.metrics),
             artifacts={a.name: a.uri for a in sorted(self.artifacts, key=lambda a: a.name)},
             tags={t.key: t.value for t in sorted(self.tags, key=lambda t: t.key)},
             aliases=tuple(sorted(a.alias for a in self.aliases)),
             lineage=Lineage(job_id=self.job_id, dataset_fingerprint=self.dataset_fingerprint,
-                            kiln_version=self.kiln_version, git_commit=self.git_commit),
+                            kiln_version=self.kiln_version, git_commit=self.git_commit,
+                            trained_from=self.trained_from),
         )
+
+    def history(self) -> dict[str, list[dict[str, float]]]:
+        """Metric values logged at a step (epoch), per key, by step: ``{"loss": [{"step": 1, "value": ..}]}``."""
+        out: dict[str, list[dict[str, float]]] = {}
+        for m in sorted((m for m in self.metrics if m.step is not None), key=lambda m: (m.key, m.step)):
+            out.setdefault(m.key, []).append({"step": m.step, "value": m.value})
+        return out
 
 
 def summary_metrics(rows: list[SqlMetric]) -> dict[str, float]:
@@ -152,20 +173,26 @@ def _rank(m: SqlMetric) -> tuple[int, int]:
 
 
 class SqlParam(Base):
-    """A training parameter; ``value`` is JSON text so numbers stay numbers."""
+    """A training parameter; ``value`` is JSON text so numbers stay numbers, and ``num`` holds the value
+    again when it is a number, so that ``param.dim >= 100`` compares numbers in SQL."""
 
     __tablename__ = "model_params"
+    __table_args__ = (Index("ix_model_params_key_num", "key", "num"),)
 
     version_id: Mapped[int] = mapped_column(_fk("model_versions.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+    num: Mapped[float | None] = mapped_column(Double)
 
 
 class SqlMetric(Base):
     """A metric value; ``step`` is None for a final value, else the epoch / iteration it was taken at."""
 
     __tablename__ = "model_metrics"
-    __table_args__ = (Index("ix_model_metrics_version_id_key", "version_id", "key"),)
+    __table_args__ = (
+        Index("ix_model_metrics_version_id_key", "version_id", "key"),
+        Index("ix_model_metrics_key_step_value", "key", "step", "value"),  # filters and orders by a metric
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     version_id: Mapped[int] = mapped_column(_fk("model_versions.id"))
@@ -192,6 +219,7 @@ class SqlModelTag(Base):
 
 class SqlVersionTag(Base):
     __tablename__ = "model_version_tags"
+    __table_args__ = (Index("ix_model_version_tags_key_value", "key", "value"),)  # tag.K = V from the tag side
 
     version_id: Mapped[int] = mapped_column(_fk("model_versions.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)

@@ -64,11 +64,12 @@ def test_an_unmigrated_database_is_refused_without_auto_upgrade(fresh_url):
     assert e.value.code == "SCHEMA_OUT_OF_DATE"
 
 
-def test_a_database_behind_the_code_says_to_run_kiln_db_upgrade(db_url, monkeypatch):
-    monkeypatch.setattr(registry_engine, "SCHEMA_REVISION", "0002")
-    monkeypatch.setattr(registry_engine, "_known_revisions", lambda: ["0001", "0002"])
+def test_a_database_behind_the_code_says_to_run_kiln_db_upgrade(fresh_url):
+    upgrade(fresh_url, "0001")
     with pytest.raises(SchemaOutOfDate, match=r"at schema revision 0001, this kiln needs 0002: run `kiln db upgrade`"):
-        Database(db_url)
+        Database(fresh_url)
+    assert upgrade(fresh_url) == SCHEMA_REVISION
+    Database(fresh_url).close()
 
 
 def test_a_database_ahead_of_the_code_says_to_upgrade_kiln(fresh_url):

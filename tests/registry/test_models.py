@@ -6,7 +6,7 @@ from datetime import timezone
 import pytest
 from sqlalchemy import func, select
 
-from services.registry import ModelRef, parse_ref
+from services.registry import ModelRef, VersionInUse, parse_ref
 from services.registry.schema import (SqlArtifact, SqlMetric, SqlModelAlias, SqlParam, SqlVersionTag)
 from shared.errors import InvalidParameter, NotFound
 from tests.registry.factories import register
@@ -22,7 +22,7 @@ def test_register_creates_the_model_and_numbers_versions(db):
     assert v.metrics == {"analogy_accuracy": 0.5, "loss": 1.25}
     assert v.artifacts == {"vectors": "file:///tmp/vectors.bin", "vocab": "file:///tmp/vocab.json"}
     assert v.lineage.to_dict() == {"job_id": "job-0", "dataset_fingerprint": "sha256:abc",
-                                   "kiln_version": "0.1.0", "git_commit": "deadbeef"}
+                                   "kiln_version": "0.1.0", "git_commit": "deadbeef", "trained_from": None}
     assert v.created_at.tzinfo is not None and v.created_at.utcoffset().total_seconds() == 0
     assert v.ref == "w2v:1" and v.status == "READY"
 
@@ -114,7 +114,12 @@ def test_delete_version_cascades_to_its_children(db):
     register(db, tags={"a": "b"})
     register(db)
     db.models.set_alias("w2v", "prod", 1)
-    db.models.delete_version("w2v", 1)
+    with pytest.raises(VersionInUse, match=r"w2v:1 is w2v@prod: move the alias first, or delete with --force") as e:
+        db.models.delete_version("w2v", 1)
+    assert e.value.code == "RESOURCE_IN_USE" and e.value.exit_code == 2
+    assert db.models.get_version("w2v", 1).tags == {"a": "b"}  # refused: nothing removed
+    gone = db.models.delete_version("w2v", 1, force=True)
+    assert gone.ref == "w2v:1" and gone.aliases == ("prod",)
     assert [v.version for v in db.models.list_versions("w2v")] == [2]
     assert register(db).version == 3  # numbers are not reused while a higher one exists
     remaining = {SqlParam: 2 * 4, SqlMetric: 2 * 2, SqlArtifact: 2 * 2, SqlVersionTag: 0, SqlModelAlias: 0}
