@@ -59,11 +59,13 @@ def show(ref: str, as_json: bool) -> None:
 @click.argument("ref", metavar="NAME[:VERSION|@ALIAS]")
 @click.option("--format", "fmt", default="word2vec-text", show_default=True,
               type=click.Choice(["word2vec-text", "word2vec-binary", "safetensors"]))
-@click.option("-o", "--output", required=True, type=str, help="file to write")
-def export(ref: str, fmt: str, output: str) -> None:
+@click.option("-o", "--output", required=True, type=str, help="file to write (- for standard output)")
+@click.option("--force", is_flag=True, help="replace an existing file")
+def export(ref: str, fmt: str, output: str, force: bool) -> None:
     """Write a model's vectors to a file (gensim's KeyedVectors.load_word2vec_format reads the word2vec ones)."""
-    path = _svc().export(ref, fmt, output)
-    click.echo(f"wrote {path}")
+    path = _svc().export(ref, fmt, output, force=force)
+    if output != "-":
+        click.echo(f"wrote {path}", err=True)
 
 
 @models.command()
