@@ -6,6 +6,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.kiln-installed
 # torch is pinned to the CPU build this kind of machine keeps on disk; elsewhere pip takes it from PyPI.
 TORCH  ?= torch==2.13.0
+# torchvision pinned to the release built for that torch: installed together, pip never swaps torch for
+# a newer (CUDA) build to satisfy a newer torchvision.
+TORCHVISION ?= torchvision==0.28.0
 
 .PHONY: setup demo test test-fast bench clean
 
@@ -14,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q "$(TORCH)" "$(TORCHVISION)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
