@@ -106,7 +106,7 @@ def watch(job_id: str) -> None:
     """Follow a job's progress until it ends; exit 0 if it succeeded, 1 otherwise."""
     import sys  # noqa: PLC0415
 
-    from cli.submit import follow_until_done, print_outcome  # noqa: PLC0415
+    from cli.follow import follow_until_done, print_outcome  # noqa: PLC0415
 
     final = follow_until_done(_svc(), job_id, quiet=False)
     print_outcome(final)

@@ -5,7 +5,8 @@ import sys
 
 import click
 
-from cli.render import emit_json, fmt_eta, fmt_rate
+from cli.follow import follow_until_done, print_outcome
+from cli.render import emit_json
 
 
 def _follow_options(f):
@@ -101,57 +102,3 @@ def report_submitted(svc, view: dict, *, follow: bool, as_json: bool) -> None:
     else:
         print_outcome(final)
     sys.exit(0 if final["state"] == "SUCCEEDED" else 1)
-
-
-def follow_until_done(svc, job_id: str, *, quiet: bool) -> dict:
-    """Wait for a job to end, with a progress bar on a terminal (plain lines otherwise); return its view."""
-    if quiet or not sys.stderr.isatty():
-        return _follow_plain(svc, job_id, quiet=quiet)
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn  # noqa: PLC0415
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-                  TextColumn("{task.fields[detail]}"), transient=False) as bar:
-        task = bar.add_task(job_id, total=1.0, detail="")
-
-        def update(v):
-            bar.update(task, completed=v["progress"], description=f"{job_id} {v['state']}", detail=_detail(v))
-
-        return svc.wait(job_id, on_update=update)
-
-
-def _follow_plain(svc, job_id: str, *, quiet: bool) -> dict:
-    """Progress as a line every few seconds (for logs and pipes)."""
-    import time  # noqa: PLC0415
-
-    last = [0.0, None]
-
-    def update(v):
-        now = time.monotonic()
-        if not quiet and (now - last[0] > 3 or v["state"] != last[1]):
-            click.echo(f"{job_id} {v['state']:<9} {v['progress'] * 100:5.1f}% {_detail(v)}", err=True)
-            last[0], last[1] = now, v["state"]
-
-    return svc.wait(job_id, on_update=update)
-
-
-def _detail(v: dict) -> str:
-    parts = []
-    if v.get("epoch"):
-        parts.append(f"epoch {v['epoch']}/{v.get('epochs') or '?'}")
-    if v.get("throughput"):
-        parts.append(f"{fmt_rate(v['throughput'])} {v.get('throughput_unit') or ''}".strip())
-    if v.get("loss") is not None:
-        parts.append(f"loss {v['loss']:.4f}")
-    if v.get("eta_s") is not None and v["state"] == "RUNNING":
-        parts.append(f"eta {fmt_eta(v['eta_s'])}")
-    if v.get("message") and v["state"] != "RUNNING":
-        parts.append(v["message"])
-    return "  ".join(parts)
-
-
-def print_outcome(v: dict) -> None:
-    if v["state"] == "SUCCEEDED":
-        m = v.get("model") or {}
-        click.echo(f"{v['id']} SUCCEEDED: registered model {m.get('name')} version {m.get('version')}")
-    else:
-        click.echo(f"error: {v['id']} {v['state']}: {v.get('error') or 'no error recorded'}", err=True)

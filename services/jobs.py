@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 from services.backends import Backends
-from services.queue import JobQueue
 from shared import keys
 from shared.errors import InvalidParameter
 from shared.states import JobState
@@ -87,7 +86,11 @@ class JobService:
         rec = self.b.db.jobs.get(job_id)
         client = self.b.redis_or_none()
         live = self.b.status.get(job_id) if client is not None else None
-        return job_view(rec, live)
+        view = job_view(rec, live)
+        if view["state"] == JobState.QUEUED.value and client is not None:
+            pos = self.b.queue.position(job_id)
+            view["queue_position"] = None if pos is None else pos + 1  # 1 = next to start
+        return view
 
     def list(self, state: str | None = None, limit: int | None = None) -> list[dict]:
         """Every job from SQL (newest first), with live progress where Redis has it."""
@@ -172,8 +175,6 @@ class JobService:
                 return view
             time.sleep(poll_s)
 
-    def queue_position(self, job_id: str) -> int | None:
-        return JobQueue(self.b.redis).position(job_id)
 
 
 def validate_offline(data: dict, *, user: str) -> JobSpec:
