@@ -47,7 +47,34 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as e:
+        lost = lost_connection(e)
+        if lost is None:
+            raise
+        click.echo(f"error: {lost}", err=True)
+        sys.exit(3)
     sys.exit(0)
+
+
+def lost_connection(e: BaseException) -> str | None:
+    """One line for a connection to Redis or Ray that broke mid-command (say, `kiln down` elsewhere),
+    or None if ``e`` is not that. Checked by class, so the CLI imports neither redis nor ray."""
+    module, name = type(e).__module__, type(e).__name__
+    if module.startswith("redis") and name in ("ConnectionError", "TimeoutError", "BusyLoadingError",
+                                               "AuthenticationError", "ReadOnlyError"):
+        service = "Redis"
+    elif module.startswith("ray") and ("Connection" in name or "Unavailable" in name or "Timeout" in name):
+        service = "Ray"
+    else:
+        return None
+    from shared.config import get_settings, mask_secrets  # noqa: PLC0415
+
+    first = (str(e).strip().splitlines() or [name])[0]
+    try:
+        first = mask_secrets(first, get_settings().redis_url, get_settings().db_url)
+    except KilnError:
+        pass
+    return f"lost the connection to {service} ({first}); is the stack down? `kiln doctor` shows what runs"
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """kiln up / down / doctor / db: the stack's life and health."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from cli.render import emit_json
-from shared.config import get_settings
+from shared.config import get_settings, mask_url
 
 
 @click.command()
@@ -17,25 +19,46 @@ def up() -> None:
     from services.registry import Database  # noqa: PLC0415
 
     Database(resolved.db_url)  # creates / upgrades the schema
-    click.echo(f"kiln is up: redis {resolved.redis_url}  ray {resolved.ray_address}  db {resolved.db_url}")
+    click.echo(f"kiln is up: redis {mask_url(resolved.redis_url)}  ray {resolved.ray_address}  "
+               f"db {mask_url(resolved.db_url)}")
 
 
 @click.command()
-def down() -> None:
-    """Stop the embedded stack (running jobs are stopped; their records stay in SQL)."""
+@click.option("--force", is_flag=True,
+              help="stop even while jobs run: they go back to the queue without counting an attempt")
+def down(force: bool) -> None:
+    """Stop the embedded stack. Running jobs are re-queued (with --force, or after you confirm) and
+    resume from their last checkpoint at the next `kiln up`; their records stay in SQL."""
     from services import stack  # noqa: PLC0415
 
     settings = get_settings()
-    if stack.down(settings):
-        click.echo("kiln is down")
-    else:
+    if stack.read_stack(settings) is None:
+        stack.down(settings)  # cleans what a dead stack left behind
         click.echo("kiln was not running")
+        return
+    # Jobs on an external Ray cluster are not this stack's to stop.
+    active = stack.active_jobs(settings) if settings.embedded_ray else []
+    if active and not force:
+        ids = ", ".join(r.id for r in active[:5]) + (" ..." if len(active) > 5 else "")
+        what = (f"{len(active)} job(s) running ({ids}): stopping the stack stops them and puts them back in "
+                "the queue without counting an attempt; they resume from their last checkpoint at the next `kiln up`")
+        if not sys.stdin.isatty():
+            click.echo(f"error: {what}. Run `kiln down --force` to do it.", err=True)
+            sys.exit(1)
+        click.confirm(f"{what}. Stop now?", abort=True, err=True)
+    result = stack.down(settings, requeue=bool(active))
+    if result is None:
+        click.echo("kiln was not running")
+        return
+    for job_id in result["requeued"]:
+        click.echo(f"{job_id} re-queued (attempt not counted)")
+    click.echo("kiln is down")
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def doctor(as_json: bool) -> None:
-    """Check Ray, Redis and the database; show versions, GPUs seen and the settings in force."""
+    """Check Ray, Redis and the database; show versions, nodes, GPUs seen and the settings in force."""
     from services.health import check_all  # noqa: PLC0415
 
     report = check_all(get_settings())
@@ -45,6 +68,11 @@ def doctor(as_json: bool) -> None:
         for name, item in report["checks"].items():
             mark = "ok " if item["ok"] else "-- "
             click.echo(f"{mark} {name:<9} {item['detail']}")
+        if report["nodes"]:
+            click.echo("nodes:")
+            for n in report["nodes"]:
+                click.echo(f"    {n['node_id'][:12]}  {n['address'] or '?':<15} {n['cpus']:g} CPUs  {n['gpus']:g} GPUs  "
+                           f"{n['memory_bytes'] / 2**30:.1f} GiB{'  (head)' if n['head'] else ''}")
         click.echo("settings:")
         for k, v in report["settings"].items():
             click.echo(f"    {k:<20} {v}")
@@ -64,4 +92,4 @@ def db_upgrade() -> None:
 
     settings = get_settings()
     upgrade(settings.db_url)
-    click.echo(f"database at {settings.db_url} is up to date")
+    click.echo(f"database at {mask_url(settings.db_url)} is up to date")

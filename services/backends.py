@@ -11,8 +11,8 @@ import redis
 
 from services.queue import JobQueue
 from shared.artifacts import ArtifactStore
-from shared.config import Settings
-from shared.errors import Unavailable
+from shared.config import Settings, mask_url
+from shared.errors import InvalidParameter, Unavailable
 from shared.status import StatusStore
 
 
@@ -24,12 +24,17 @@ class Backends:
     def redis(self) -> redis.Redis:
         url = self.settings.redis_url
         if not url:
-            raise Unavailable("Redis is not running: run `kiln up`, or set KILN_REDIS_URL")
-        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30)
+            from services.stack import describe_down  # noqa: PLC0415
+
+            raise Unavailable(f"Redis is not running: {describe_down(self.settings)}, or set KILN_REDIS_URL")
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30)
+        except ValueError as e:
+            raise InvalidParameter(f"KILN_REDIS_URL {mask_url(url)!r} is not a Redis URL ({e})") from None
         try:
             client.ping()
         except redis.RedisError as e:
-            raise Unavailable(f"cannot reach Redis at {url}: {e}") from None
+            raise Unavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
         return client
 
     def redis_or_none(self) -> redis.Redis | None:
@@ -42,7 +47,11 @@ class Backends:
     @cached_property
     def db(self):
         from services.registry import Database  # noqa: PLC0415 - sqlalchemy only when SQL is needed
+        from services.stack import private_file, sqlite_path  # noqa: PLC0415
 
+        path = sqlite_path(self.settings.db_url)
+        if path is not None and not path.exists() and path.parent.is_dir():
+            private_file(path)  # the registry holds job specs and lineage: 0600 from the start
         return Database(self.settings.db_url)
 
     @cached_property

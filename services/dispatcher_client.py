@@ -1,10 +1,9 @@
 """Finding or starting the dispatcher: a named, detached Ray actor that Ray restarts if it dies."""
 from __future__ import annotations
 
-import os
-import sys
 import time
 
+from services.ray_client import connect_ray
 from shared import keys
 from shared.config import Settings
 from shared.errors import Unavailable
@@ -12,26 +11,10 @@ from shared.errors import Unavailable
 DISPATCHER_NAME = "dispatcher"
 HEARTBEAT_FRESH_S = 10.0
 """A dispatcher heartbeat younger than this means the dispatcher is alive; no Ray call is needed."""
+PING_TIMEOUT_S = 60.0
+"""How long a new (or restarted) dispatcher may take to answer its first ping."""
 
-
-def connect_ray(settings: Settings) -> None:
-    """Connect this process to the cluster at ``settings.ray_address`` (once)."""
-    if not settings.ray_address:
-        raise Unavailable("no Ray cluster: run `kiln up`, or set RAY_ADDRESS")
-    if "ray" not in sys.modules:  # Ray reads its auth settings when first imported
-        from services.stack import prepare_ray_client  # noqa: PLC0415
-
-        prepare_ray_client(settings)
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray  # noqa: PLC0415 - kept out of the read-only commands' import path
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=settings.ray_address, namespace=settings.namespace, logging_level="ERROR",
-                 log_to_driver=False, configure_logging=True)
-    except (ConnectionError, RuntimeError) as e:
-        raise Unavailable(f"cannot reach Ray at {settings.ray_address}: {str(e).splitlines()[0]}") from None
+__all__ = ["DISPATCHER_NAME", "connect_ray", "dispatcher_alive", "ensure_dispatcher"]
 
 
 def dispatcher_alive(redis_client) -> bool:
@@ -40,7 +23,10 @@ def dispatcher_alive(redis_client) -> bool:
 
 
 def ensure_dispatcher(settings: Settings, *, redis_client=None):
-    """Make sure the dispatcher actor runs in the cluster; return its handle (None if only seen via heartbeat)."""
+    """Make sure the dispatcher actor runs in the cluster; return its handle (None if only seen via heartbeat).
+
+    Unavailable (one line) if Ray cannot be reached or the dispatcher does not answer in time.
+    """
     if redis_client is not None and dispatcher_alive(redis_client):
         return None
     connect_ray(settings)
@@ -49,22 +35,13 @@ def ensure_dispatcher(settings: Settings, *, redis_client=None):
     from services.dispatcher import Dispatcher  # noqa: PLC0415
 
     actor_cls = ray.remote(Dispatcher)
-    handle = actor_cls.options(
-        name=DISPATCHER_NAME, namespace=settings.namespace, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=4,
-    ).remote(settings.to_dict())
-    ray.get(handle.ping.remote(), timeout=60)
-    return handle
-
-
-def stop_dispatcher(settings: Settings) -> bool:
-    """Kill the dispatcher actor (no restart). False if there was none."""
-    connect_ray(settings)
-    import ray  # noqa: PLC0415
-
     try:
-        handle = ray.get_actor(DISPATCHER_NAME, namespace=settings.namespace)
-    except ValueError:
-        return False
-    ray.kill(handle, no_restart=True)
-    return True
+        handle = actor_cls.options(
+            name=DISPATCHER_NAME, namespace=settings.namespace, lifetime="detached", get_if_exists=True,
+            max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=4,
+        ).remote(settings.to_dict())
+        ray.get(handle.ping.remote(), timeout=PING_TIMEOUT_S)
+    except Exception as e:  # noqa: BLE001 - GetTimeoutError, RayActorError, lost connection...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise Unavailable(f"the dispatcher did not start on Ray at {settings.ray_address}: {first}") from None
+    return handle

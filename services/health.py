@@ -1,50 +1,63 @@
-"""What `kiln doctor` reports: can each backing service be reached, and what versions run."""
+"""What `kiln doctor` reports: can each backing service be reached, and what versions run.
+
+Every check has a timeout and ends in one line; passwords in URLs are shown as ``***``.
+"""
 from __future__ import annotations
 
 import platform
 from importlib import metadata
 
 from services import stack
-from shared.config import Settings
+from shared.config import Settings, mask_secrets, mask_url
+from shared.errors import KilnError
 
 
 def _redis(settings: Settings) -> dict:
     import redis  # noqa: PLC0415
 
     if not settings.redis_url:
-        return {"ok": False, "detail": "embedded redis-server not running (run `kiln up`)"}
+        return {"ok": False, "detail": f"embedded redis-server: {stack.describe_down(settings)}"}
+    shown = mask_url(settings.redis_url)
     try:
-        info = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).info("server")
-        return {"ok": True, "detail": f"{settings.redis_url} (redis {info.get('redis_version')})"}
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+        info = client.info("server")
+        return {"ok": True, "detail": f"{shown} (redis {info.get('redis_version')})"}
+    except ValueError as e:
+        return {"ok": False, "detail": f"{shown}: not a Redis URL ({e})"}
     except redis.RedisError as e:
-        return {"ok": False, "detail": f"{settings.redis_url}: {e}"}
+        return {"ok": False, "detail": f"{shown}: {mask_secrets(str(e), settings.redis_url)}"}
 
 
 def _database(settings: Settings) -> dict:
     from services.registry.engine import current_revision  # noqa: PLC0415
 
+    shown = mask_url(settings.db_url)
     try:
         rev = current_revision(settings.db_url)
-        return {"ok": True, "detail": f"{settings.db_url} (schema {rev or 'not created yet'})"}
+        return {"ok": True, "detail": f"{shown} (schema {rev or 'not created yet'})"}
     except Exception as e:  # noqa: BLE001 - reported, not raised
-        return {"ok": False, "detail": f"{settings.db_url}: {str(e).splitlines()[0]}"}
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return {"ok": False, "detail": f"{shown}: {mask_secrets(first, settings.db_url)}"}
 
 
-def _ray(settings: Settings) -> dict:
+def _ray(settings: Settings) -> tuple[dict, list[dict]]:
     if not settings.ray_address:
-        return {"ok": False, "detail": "embedded Ray not running (run `kiln up`)"}
+        return {"ok": False, "detail": f"embedded Ray: {stack.describe_down(settings)}"}, []
     try:
-        from services.dispatcher_client import connect_ray  # noqa: PLC0415
+        from services.ray_client import cluster_nodes, connect_ray  # noqa: PLC0415
 
         connect_ray(settings)
         import ray  # noqa: PLC0415
 
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
-        res = ray.cluster_resources()
+        nodes = cluster_nodes()
+        cpus, gpus = sum(n["cpus"] for n in nodes), sum(n["gpus"] for n in nodes)
         return {"ok": True, "detail": f"{settings.ray_address} (ray {ray.__version__}, {len(nodes)} node(s), "
-                                      f"{res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)"}
+                                      f"{cpus:g} CPUs, {gpus:g} GPUs)"}, nodes
+    except KilnError as e:
+        return {"ok": False, "detail": e.message}, []
     except Exception as e:  # noqa: BLE001
-        return {"ok": False, "detail": f"{settings.ray_address}: {str(e).splitlines()[0]}"}
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return {"ok": False, "detail": f"{settings.ray_address}: {first}"}, []
 
 
 def _torch() -> dict:
@@ -59,19 +72,22 @@ def _torch() -> dict:
 
 
 def check_all(settings: Settings) -> dict:
+    """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "settings"}."""
     resolved = stack.resolve(settings)
     try:
         version = metadata.version("kiln")
     except metadata.PackageNotFoundError:
         version = "unknown"
+    ray_check, nodes = _ray(resolved)
     return {
         "kiln_version": version,
         "python": platform.python_version(),
-        "checks": {"redis": _redis(resolved), "database": _database(resolved), "ray": _ray(resolved),
+        "checks": {"redis": _redis(resolved), "database": _database(resolved), "ray": ray_check,
                    "torch": _torch()},
+        "nodes": nodes,
         "settings": {"KILN_HOME": str(settings.kiln_home),
-                     "KILN_REDIS_URL": settings.redis_url or f"(embedded) {resolved.redis_url or 'not running'}",
-                     "KILN_DB_URL": settings.db_url, "KILN_ARTIFACTS": settings.artifacts,
+                     "KILN_REDIS_URL": mask_url(settings.redis_url) or f"(embedded) {mask_url(resolved.redis_url) or 'not running'}",
+                     "KILN_DB_URL": mask_url(settings.db_url), "KILN_ARTIFACTS": mask_url(settings.artifacts),
                      "RAY_ADDRESS": settings.ray_address or f"(embedded) {resolved.ray_address or 'not running'}",
                      "KILN_MAX_RUNNING_JOBS": settings.max_running_jobs or "no cap",
                      "KILN_MAX_RUNNING_PER_USER": settings.max_running_per_user or "no cap",

