@@ -142,6 +142,20 @@ class JobRecords:
             s.flush()
             return row.to_entity()
 
+    def requeue_without_attempt(self, job_id: str, *, session: Session | None = None) -> JobRecord | None:
+        """Send a STARTING/RUNNING job back to QUEUED with the same attempt: a deliberate stop (``kiln
+        down --force``), not a failure, so no retry is spent. None, and nothing changed, if the job is
+        no longer STARTING or RUNNING."""
+        with self._session(session) as s:
+            row = self._row(s, job_id, lock=True)
+            if row.state not in (JobState.STARTING.value, JobState.RUNNING.value):
+                return None
+            _check(job_id, row.state, JobState.QUEUED)
+            row.state = JobState.QUEUED.value
+            row.finished_at = None
+            s.flush()
+            return row.to_entity()
+
     def set_checkpoint(self, job_id: str, uri: str, *, session: Session | None = None) -> JobRecord:
         """Remember the job's latest checkpoint; the next attempt resumes from it."""
         if not isinstance(uri, str) or not uri:
