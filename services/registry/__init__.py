@@ -23,12 +23,13 @@ from services.registry.entities import JobRecord, Lineage, ModelVersion, Registe
 from services.registry.jobs import JobRecords
 from services.registry.models import ModelRef, ModelRegistry, VersionInUse, parse_ref
 from services.registry.search import Filter, OrderField, VersionQuery, parse_filter, parse_order
+from services.registry.tokens import ApiToken, TokenRecords  # registers api_tokens on Base.metadata
 
 __all__ = [
     "Database", "open_registry", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
     "Lineage", "ModelRef", "parse_ref", "make_engine", "session_scope", "upgrade", "check_schema",
     "SchemaOutOfDate", "SCHEMA_REVISION", "VersionInUse", "VersionQuery", "Filter", "OrderField", "parse_filter",
-    "parse_order",
+    "parse_order", "ApiToken", "TokenRecords",
 ]
 
 
