@@ -7,6 +7,7 @@ import click
 
 from cli.render import emit_json
 from shared.config import get_settings, mask_url
+from shared.errors import KilnError
 
 
 @click.command()
@@ -37,7 +38,14 @@ def down(force: bool) -> None:
         click.echo("kiln was not running")
         return
     # Jobs on an external Ray cluster are not this stack's to stop.
-    active = stack.active_jobs(settings) if settings.embedded_ray else []
+    try:
+        active = stack.active_jobs(settings) if settings.embedded_ray else []
+    except KilnError as e:
+        if not force:
+            click.echo(f"error: cannot tell which jobs run ({e.message}); `kiln down --force` stops the stack "
+                       "anyway (running jobs are then retried at the next `kiln up`)", err=True)
+            sys.exit(1)
+        active = []
     if active and not force:
         ids = ", ".join(r.id for r in active[:5]) + (" ..." if len(active) > 5 else "")
         what = (f"{len(active)} job(s) running ({ids}): stopping the stack stops them and puts them back in "

@@ -64,10 +64,35 @@ def group_members(pgid: int) -> list[int]:
 
 
 def kill_group(pgid: int | None, sig: int = signal.SIGKILL) -> list[int]:
-    """Signal every live member of group ``pgid``; return the PIDs signalled (none if the group is gone)."""
+    """Signal every live member of group ``pgid``; return the PIDs signalled (none if the group is gone).
+
+    Only for a group known to be ours right now (its leader is our unreaped child, or one of its
+    members is): a group id is free for reuse once all its members are gone.
+    """
     if not pgid:
         return []
-    members = group_members(pgid)
+    return _signal(group_members(pgid), sig)
+
+
+def kill_leftovers(pgid: int | None, leader_start: int | None, markers: tuple[str, ...],
+                   sig: int = signal.SIGKILL) -> list[int]:
+    """Signal what is left of a group recorded earlier, whose leader started at ``leader_start`` ticks.
+
+    The group may have been reused since, so a member counts only if it started no earlier than the
+    recorded leader and its command line has one of ``markers``; and nothing is touched if a process
+    now holds the leader's PID with another start time (the group id then belongs to it).
+    """
+    if not pgid or leader_start is None:
+        return []
+    now_leader = start_time(pgid)
+    if now_leader is not None and now_leader != leader_start:
+        return []
+    ours = [pid for pid in group_members(pgid)
+            if (start_time(pid) or 0) >= leader_start and any(m in cmdline(pid) for m in markers)]
+    return _signal(ours, sig)
+
+
+def _signal(members: list[int], sig: int) -> list[int]:
     for pid in members:
         try:
             os.kill(pid, sig)

@@ -36,6 +36,8 @@ START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
 DAEMON_MODULE = "services.stack_daemon"
 REDIS_PROBE_TIMEOUT_S = 3.0
+STACK_PROCESS_MARKERS = ("redis-server", "/ray/", "ray::", "raylet", "gcs_server")
+"""Command-line fragments of the processes a stack runs (Ray's agents rename themselves ``ray::...``)."""
 
 
 def stack_file(settings: Settings) -> Path:
@@ -211,16 +213,16 @@ def start_dispatcher(resolved: Settings, *, trust_heartbeat: bool = True) -> Non
 
 
 def clean_stale(settings: Settings) -> list[int]:
-    """Kill what a dead daemon left behind, found by identity only: members of the process groups it
-    recorded (a group id is not reused while a member lives). Returns the PIDs killed."""
+    """Kill what a dead daemon left behind (say, Ray agents after a SIGKILL that outran their shutdown),
+    found by identity only: members of the process groups it recorded that started after the group's
+    leader and are Ray or redis-server processes. Returns the PIDs killed."""
     info = last_record(settings)
     if info is None or owner_alive(settings, info):
         return []
     killed = []
     for part in (info.get("parts") or {}).values():
-        pgid = part.get("pgid")
-        if pgid and pgid != os.getpgid(0):
-            killed += processes.kill_group(int(pgid))
+        if part.get("pgid") and part.get("pgid") != os.getpgid(0):
+            killed += processes.kill_leftovers(int(part["pgid"]), part.get("pid_start"), STACK_PROCESS_MARKERS)
     return killed
 
 
