@@ -40,7 +40,7 @@ def test_submit_trains_and_registers(svc, small_corpus, cluster_settings):
     assert mv["lineage"]["job_id"] == view["id"]
     assert mv["lineage"]["dataset_fingerprint"].startswith("sha256:")
     assert mv["lineage"]["kiln_version"]
-    assert mv["params"]["dim"] == "16" and mv["params"]["sg"] == "True"
+    assert mv["params"]["dim"] == 16 and mv["params"]["sg"] is True and mv["params"]["max_vocab_size"] is None
     assert set(mv["artifacts"]) >= {"vectors", "vocab", "text"}
     # the topical structure is learned: a word's nearest neighbours come from its own topic
     near = [w for w, _ in models.similar("e2e", "cat3", top=5)]

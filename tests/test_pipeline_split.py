@@ -1,8 +1,8 @@
-"""How a job's encoded corpus is divided among data-parallel workers."""
+"""How a job's encoded corpus is divided among data-parallel workers, at sentence starts."""
 import numpy as np
 
-from workers.word2vec.pipeline import split_stream
-from workers.word2vec.worker import sentence_start
+from workers.word2vec.encode import next_sentence_start as sentence_start
+from workers.word2vec.job import split_stream
 
 
 def test_sentence_start():

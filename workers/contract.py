@@ -117,6 +117,8 @@ class TrainContext(Protocol):
     scaling: ScalingConfig
     resume: Checkpoint | None
     placement_group: Any  # a Ray PlacementGroup, or None outside Ray
+    uses_ray: bool  # True: workers are Ray actors (ray.remote(...).options(**worker_options(rank)));
+    #                 False: the trainer runs its workers in this process (tests, benchmarks)
 
     def report(self, metrics: dict, checkpoint: Checkpoint | None = None) -> None: ...
 
@@ -166,14 +168,19 @@ def check_metrics_finite(metrics: dict, *, where: str) -> None:
 
 
 def check_finite(*, round_index: int, lr: float, loss: float | None = None,
-                 arrays: dict[str, np.ndarray] | None = None) -> None:
-    """Raise TrainingError if ``loss`` or any array holds NaN/inf, naming the round and the learning rate."""
+                 arrays: dict[str, np.ndarray] | None = None, nonfinite: list[str] | tuple = ()) -> None:
+    """Raise TrainingError if ``loss`` or any array holds NaN/inf, naming the round and the learning rate.
+
+    ``nonfinite``: names of arrays already found non-finite where they live (e.g. a worker's weights,
+    checked on the worker rather than shipped here)."""
     bad = None
     if loss is not None and not math.isfinite(loss):
         bad = f"loss is {loss}"
     for name, a in (arrays or {}).items():
         if bad is None and not np.isfinite(a).all():
             bad = f"{name} holds non-finite values"
+    if bad is None and nonfinite:
+        bad = f"{', '.join(nonfinite)} hold{'s' if len(nonfinite) == 1 else ''} non-finite values"
     if bad:
         raise TrainingError(f"training diverged at round {round_index} (learning rate {lr:.6g}): {bad}; "
                             "nothing was registered (try a lower --lr)")
@@ -182,14 +189,21 @@ def check_finite(*, round_index: int, lr: float, loss: float | None = None,
 # -- a context without Ray or Redis (tests, benchmarks, GPU checks) -------------------------------
 
 class LocalContext:
-    """A TrainContext for driving a trainer in-process: files under ``root``, reports kept in a list
-    (and passed to ``on_report``), checkpoints persisted to ``root/checkpoint`` like the runner does."""
+    """A TrainContext for driving a trainer without Redis: files under ``root``, reports kept in a list
+    (and passed to ``on_report``), log lines in a list, checkpoints persisted to ``root/checkpoint`` like the
+    runner does. ``uses_ray``: False (default) runs the workers in this process; True makes them Ray actors
+    on the Ray instance this process is connected to (a benchmark of the job path without Redis)."""
 
     def __init__(self, spec, root: Path, *, scaling: ScalingConfig | None = None, job_id: str = "local",
-                 attempt: int = 1, on_report: Callable[[dict], None] | None = None, resume: bool = True):
-        self.spec, self.job_id, self.attempt = spec, job_id, attempt
+                 attempt: int = 1, on_report: Callable[[dict], None] | None = None, resume: bool = True,
+                 uses_ray: bool = False):
+        self.spec, self.job_id, self.attempt, self.uses_ray = spec, job_id, attempt, uses_ray
         self.root = Path(root)
-        self.scaling = scaling or ScalingConfig.from_resources(spec.resources, backend="cpu")
+        if scaling is None:  # as the runner does: the backend the job kind's trainer names
+            from workers.trainers import trainer_class  # noqa: PLC0415
+
+            scaling = ScalingConfig.from_resources(spec.resources, backend=trainer_class(spec.kind).backend(spec))
+        self.scaling = scaling
         self.placement_group = None
         self.reports: list[dict] = []
         self.logs: list[str] = []
@@ -201,7 +215,11 @@ class LocalContext:
         check_metrics_finite({k: v for k, v in metrics.items() if k == "loss"}, where="report")
         self.reports.append(dict(metrics))
         if checkpoint is not None:
-            persist_checkpoint(checkpoint, self.root / "checkpoint")
+            try:
+                persist_checkpoint(checkpoint, self.root / "checkpoint")
+                self.log(checkpoint_saved_message(metrics))
+            except OSError as e:
+                self.log(f"could not write the checkpoint ({e}); training goes on", level="WARNING")
         if self._on_report:
             self._on_report(metrics)
 
@@ -223,6 +241,12 @@ class LocalContext:
         return {"num_cpus": self.scaling.cpus_per_worker, "num_gpus": self.scaling.gpus_per_worker}
 
 
+def checkpoint_saved_message(metrics: dict) -> str:
+    """The log line a context writes once a checkpoint is persisted (tests wait on it)."""
+    at = metrics.get("progress")
+    return "checkpoint saved" + (f" at {at:.1%}" if isinstance(at, (int, float)) else "")
+
+
 def new_checkpoint_dir(root: Path) -> Path:
     """A fresh folder beside the job's checkpoint for a trainer to write the next checkpoint into."""
     d = Path(root) / f".checkpoint.new-{time.time_ns()}"
@@ -234,19 +258,28 @@ def persist_checkpoint(checkpoint: Checkpoint, dest: Path) -> Checkpoint:
     """Make ``checkpoint`` the job's latest: ``dest`` is a symlink swapped atomically (os.replace) onto the
     new folder, so a reader (a resumed attempt) always finds a whole checkpoint, the old one until the new
     one is in place. Older checkpoint folders are removed afterwards. Raises OSError on failure (retryable:
-    the trainer keeps training and the next checkpoint tries again)."""
+    the trainer keeps training and the next checkpoint tries again), leaving the previous checkpoint as it
+    was and nothing of the new one behind; something else than a checkpoint at ``dest`` is never replaced."""
     import os  # noqa: PLC0415
 
     src, dest = Path(checkpoint.path), Path(dest)
     if not Checkpoint(src).exists():
         raise ValueError(f"{src} is not a whole checkpoint (no {CHECKPOINT_META})")
+    if dest.exists() and not dest.is_symlink() and not dest.is_dir():
+        shutil.rmtree(src, ignore_errors=True)
+        raise FileExistsError(f"{dest} is in the way (a file, not a checkpoint)")
     final = dest.with_name(f"{dest.name}-{time.time_ns()}")
-    src.rename(final)
-    if dest.exists() and not dest.is_symlink():  # a folder left by an older layout
-        shutil.rmtree(dest)
-    link = dest.with_name(f".{dest.name}.link-{time.time_ns()}")
-    os.symlink(final.name, link)
-    os.replace(link, dest)
+    try:
+        src.rename(final)
+        if dest.is_dir() and not dest.is_symlink():  # a folder left by an older layout
+            shutil.rmtree(dest)
+        link = dest.with_name(f".{dest.name}.link-{time.time_ns()}")
+        os.symlink(final.name, link)
+        os.replace(link, dest)
+    except OSError:
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        raise
     for old in dest.parent.glob(f"{dest.name}-*"):
         if old != final:
             shutil.rmtree(old, ignore_errors=True)

@@ -22,7 +22,8 @@ from shared.config import Settings
 from shared.errors import KilnError
 from shared.specs import JobSpec
 from shared.status import StatusStore
-from workers.contract import Checkpoint, ScalingConfig, check_metrics_finite, new_checkpoint_dir, persist_checkpoint
+from workers.contract import (Checkpoint, ScalingConfig, check_metrics_finite, checkpoint_saved_message,
+                              new_checkpoint_dir, persist_checkpoint)
 
 STATUS_FIELDS = ("progress", "throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs")
 """Report keys that become fields of the job's live hash; ``phase`` becomes its message; ``placement``
@@ -32,6 +33,8 @@ is kept as JSON; every other number goes into the ``live`` JSON field (e.g. val_
 class RunnerContext:
     """The TrainContext of a job attempt on Ray: status and logs in Redis, files in the artifact store,
     workers placed on the job's placement group."""
+
+    uses_ray = True
 
     def __init__(self, job_id: str, spec: JobSpec, settings: Settings, attempt: int,
                  placement_group_name: str | None = None):
@@ -75,6 +78,7 @@ class RunnerContext:
         if checkpoint is not None:
             try:
                 persist_checkpoint(checkpoint, self.store.checkpoint_dir(self.job_id))
+                self.log(checkpoint_saved_message(metrics))
             except OSError as e:
                 self.log(f"could not write the checkpoint ({e}); training goes on", level="WARNING")
 

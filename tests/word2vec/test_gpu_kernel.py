@@ -8,7 +8,7 @@ from tests.word2vec.helpers import params
 from workers.word2vec.corpus import plan_shards
 from workers.word2vec.encode import encode_shard
 from workers.word2vec.gpu_kernel import make_windows
-from workers.word2vec.trainer import Word2VecTrainer
+from workers.word2vec.trainer import RoundPlan, Word2VecTrainer
 from workers.word2vec.vocab import Vocab, count_shard
 
 
@@ -29,14 +29,14 @@ def test_torch_kernel_on_cpu_lowers_the_loss(small_corpus, sg):
     shard = plan_shards([small_corpus])[0]
     vocab = Vocab.build(count_shard(shard), min_count=1)
     ids = encode_shard(shard, vocab)
-    tr = Word2VecTrainer(params(sg=sg), vocab, seed=1, backend="torch", device="cpu",
+    tr = Word2VecTrainer(params(sg=sg, epochs=4), vocab, seed=1, backend="torch-cpu",
                          batch_centres=64)  # a 24-word vocabulary: small batches, few summed updates per row
+    assert tr.attach([ids]) == int((ids >= 0).sum())
     losses = []
-    for epoch in range(4):
-        words, loss = tr.train_chunk(ids, 0.025, 0.025)
-        losses.append(loss)
-    assert words == int((ids >= 0).sum())
-    assert losses[-1] < 0.8 * losses[0]
-    assert np.isfinite(tr.syn0).all()
-    m = tr.train([ids])
-    assert m.vectors.shape == (len(vocab), 16)
+    while not tr.finished:  # one round per epoch (a round never spans two)
+        out = tr.train_round(RoundPlan(words=10**9))
+        assert out["words"] == int((ids >= 0).sum())
+        losses.append(out["loss"])
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    assert np.isfinite(tr.syn0).all() and tr.nonfinite() == []
+    assert tr.model().vectors.shape == (len(vocab), 16)

@@ -1,4 +1,5 @@
-"""The numba kernel and the trainer loop: determinism, progress, checkpoints and resume, row access."""
+"""The numba kernel and the trainer's one step: determinism, independence from round sizes, threads,
+state round trips and divergence detection, row access."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,7 @@ from tests.word2vec.helpers import params
 from workers.word2vec.corpus import plan_shards
 from workers.word2vec.encode import encode_shard
 from workers.word2vec.kernel import cum_table, init_vectors, sample_ints
-from workers.word2vec.trainer import (Word2VecTrainer, load_state, rows_to_average, save_state,
-                                      state_from_bytes, state_to_bytes)
+from workers.word2vec.trainer import RoundPlan, Word2VecTrainer, rows_to_merge
 from workers.word2vec.vocab import Vocab, count_shard
 
 
@@ -44,58 +44,69 @@ def test_same_seed_same_vectors(encoded, sg):
     assert np.isfinite(a).all()
 
 
-@pytest.mark.parametrize("sg", [True, False])
-def test_training_lowers_the_loss_and_reports_progress(encoded, sg):
-    vocab, arrays = encoded
-    seen = []
-    tr = Word2VecTrainer(params(sg=sg, epochs=4), vocab, seed=1, chunk_words=2000)
-    tr.train(arrays, progress=seen.append, progress_every_s=0.0)
-    assert seen[-1]["fraction"] == pytest.approx(1.0)
-    assert {"fraction", "words_per_s", "epoch", "loss", "eta_s"} <= set(seen[0])
-    fractions = [s["fraction"] for s in seen]
-    assert fractions == sorted(fractions)
-    assert seen[-1]["loss"] < seen[0]["loss"]
-
-
-def test_progress_is_rate_limited(encoded):
-    vocab, arrays = encoded
-    seen = []
-    Word2VecTrainer(params(), vocab, chunk_words=500).train(arrays, progress=seen.append, progress_every_s=60)
-    assert len(seen) == 1  # only the final report
-
-
-def test_resume_from_checkpoint_gives_the_uninterrupted_result(encoded, tmp_path):
+def test_vectors_do_not_depend_on_round_sizes(encoded):
+    """On one thread the chunks, their seeds and their learning rates follow the position alone, so a job
+    may cut the work into rounds as it likes (and resume between any two)."""
     vocab, arrays = encoded
     p = params(epochs=3)
-    full = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000).train(arrays).vectors
-    states = []
-    Word2VecTrainer(p, vocab, seed=3, chunk_words=1000).train(arrays, checkpoint=states.append,
-                                                             checkpoint_every_s=0.0)
-    mid = states[len(states) // 2]
-    assert 0 < mid["meta"]["words_done"]
-    path = save_state(mid, tmp_path / "ckpt.safetensors")
-    for state in (load_state(path), state_from_bytes(state_to_bytes(mid))):
-        assert state["meta"] == mid["meta"] and np.array_equal(state["syn0"], mid["syn0"])
-        resumed = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000).train(arrays, resume=state).vectors
-        assert np.array_equal(resumed, full)
+    big = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000).train(arrays, round_words=10**9).vectors
+    small = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000).train(arrays, round_words=700).vectors
+    assert np.array_equal(big, small)
 
 
-def test_train_chunk_and_row_access(encoded):
+def test_state_round_trip_continues_exactly(encoded):
+    vocab, arrays = encoded
+    p = params(epochs=3)
+    full = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000)
+    full.train(arrays)
+    first = Word2VecTrainer(p, vocab, seed=3, chunk_words=1000)
+    first.attach(arrays)
+    for _ in range(5):
+        first.train_round(RoundPlan(words=3000))
+    state = first.state_dict()
+    assert 0 < state["meta"]["words_done"] < full.words_done
+    second = Word2VecTrainer(p, vocab, seed=99, chunk_words=1000)  # the seed comes from the state
+    second.attach(arrays)
+    second.load_state_dict(state)
+    while not second.finished:
+        second.train_round(RoundPlan(words=5000))
+    assert np.array_equal(second.syn0, full.syn0) and second.words_done == full.words_done
+    with pytest.raises(ValueError, match="does not fit"):
+        Word2VecTrainer(params(dim=8), vocab).load_state_dict(state)
+
+
+@pytest.mark.parametrize("sg", [True, False])
+def test_rounds_lower_the_loss_and_stop_at_epoch_ends(encoded, sg):
+    vocab, arrays = encoded
+    tr = Word2VecTrainer(params(sg=sg, epochs=4), vocab, seed=1, chunk_words=2000)
+    per_epoch = tr.attach(arrays)
+    losses = []
+    while not tr.finished:
+        out = tr.train_round(RoundPlan(words=10**9))
+        assert out["words"] == per_epoch and out["lr"] > 0
+        losses.append(out["loss"] / out["pairs"])
+    assert len(losses) == 4 and losses[-1] < losses[0]
+
+
+def test_threads_train_in_shared_weights(encoded):
+    vocab, arrays = encoded
+    tr = Word2VecTrainer(params(), vocab, seed=1, threads=2, chunk_words=500)
+    per_epoch = tr.attach(arrays)
+    out = tr.train_round(RoundPlan(words=per_epoch // 2))
+    assert per_epoch // 2 <= out["words"] < per_epoch // 2 + 2 * 600  # whole chunks, claimed by both threads
+    m = tr.train(arrays)
+    assert np.isfinite(m.vectors).all() and m.vectors.std() > 0.01 and tr.words_done == 2 * per_epoch
+    tr.close()
+
+
+def test_nonfinite_weights_are_named_and_rows_can_be_set(encoded):
     vocab, arrays = encoded
     tr = Word2VecTrainer(params(), vocab, seed=1)
-    before = tr.syn0.copy()
-    words, loss = tr.train_chunk(arrays[0], 0.025, 0.02)
-    assert words == int((arrays[0] >= 0).sum()) and loss > 0
-    assert not np.array_equal(before, tr.syn0)
     idx = np.array([0, 3])
     s0, s1 = tr.get_rows(idx)
     tr.set_rows(idx, s0 * 0 + 1, s1 * 0 + 2)
-    assert (tr.syn0[idx] == 1).all() and (tr.syn1neg[idx] == 2).all()
-    rows = [set(rows_to_average(np.ones(100), r, hot_rows=10, cold_slices=4).tolist()) for r in range(4)]
+    assert (tr.syn0[idx] == 1).all() and (tr.syn1neg[idx] == 2).all() and tr.nonfinite() == []
+    tr.set_rows(idx, s0 * np.nan, s1)
+    assert tr.nonfinite() == ["syn0"]
+    rows = [set(rows_to_merge(np.ones(100), r, hot_rows=10, cold_slices=4).tolist()) for r in range(4)]
     assert all(set(range(10)) <= r for r in rows) and set().union(*rows) == set(range(100))
-
-
-def test_threaded_variant_trains(encoded):
-    vocab, arrays = encoded
-    m = Word2VecTrainer(params(), vocab, seed=1, threads=2, chunk_words=2000).train(arrays)
-    assert np.isfinite(m.vectors).all() and m.vectors.std() > 0.01

@@ -41,6 +41,25 @@ def encode_shard(
     return np.frombuffer(out, dtype=np.int32).copy() if len(out) else np.empty(0, dtype=np.int32)
 
 
+def next_sentence_start(ids: np.ndarray, x: int) -> int:
+    """The first position >= ``x`` where a sentence starts: 0, just after a -1, or ``len(ids)``.
+
+    The one sentence-boundary rule of kiln: data-parallel shares, training chunks and thread pieces are all
+    cut here, so that no sentence (and no context window) is ever split."""
+    n = len(ids)
+    if x <= 0:
+        return 0
+    if x >= n:
+        return n
+    probe = x - 1  # x starts a sentence if the separator sits just before it
+    while probe < n:
+        hits = np.flatnonzero(ids[probe:probe + 65536] == SENTENCE_END)
+        if hits.size:
+            return probe + int(hits[0]) + 1
+        probe += 65536
+    return n
+
+
 def count_words(encoded: np.ndarray) -> int:
     """Word tokens in an encoded array (separators excluded)."""
     return int(np.count_nonzero(encoded >= 0))

@@ -151,3 +151,8 @@ class TorchHogBatch:
         i = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.device)
         self.syn0[i] = torch.from_numpy(np.asarray(syn0_rows, dtype=np.float32)).to(self.device)
         self.syn1neg[i] = torch.from_numpy(np.asarray(syn1_rows, dtype=np.float32)).to(self.device)
+
+    def nonfinite(self) -> list[str]:
+        """Names of the weight tensors holding NaN or inf (checked on the device, one sync)."""
+        flags = torch.stack([torch.isfinite(self.syn0).all(), torch.isfinite(self.syn1neg).all()]).tolist()
+        return [name for name, ok in zip(("syn0", "syn1neg"), flags) if not ok]

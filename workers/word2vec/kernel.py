@@ -20,9 +20,6 @@ a given ``seed`` when run on one thread.
 """
 from __future__ import annotations
 
-import math
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import njit
 
@@ -350,48 +347,3 @@ def train_range(syn0: np.ndarray, syn1neg: np.ndarray, ids: np.ndarray, start: i
                         negative, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
     return train_cbow(syn0, syn1neg, ids, start, end, tables.neg_threshold, tables.neg_alias, tables.keep, tables.sample, window,
                       negative, cbow_mean, lr_start, lr_end, seed, ONE_MINUS_SIGMOID, NEG_LOG_SIGMOID)
-
-
-def split_at_sentences(ids: np.ndarray, start: int, end: int, parts: int) -> list[tuple[int, int]]:
-    """Cut ``[start, end)`` into at most ``parts`` ranges that each end just after a -1 (or at ``end``)."""
-    cuts = [start]
-    for k in range(1, parts):
-        guess = start + (end - start) * k // parts
-        if guess <= cuts[-1]:
-            continue
-        nxt = np.flatnonzero(ids[guess:end] < 0)
-        if len(nxt) == 0:
-            break
-        cut = guess + int(nxt[0]) + 1
-        if cut < end:
-            cuts.append(cut)
-    cuts.append(end)
-    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
-
-
-def train_range_threaded(syn0, syn1neg, ids, start, end, tables, *, threads: int, pool: ThreadPoolExecutor | None = None,
-                         sg: bool, window: int, negative: int, cbow_mean: bool, lr_start: float, lr_end: float,
-                         seed: int) -> tuple[int, float, int]:
-    """Hogwild: the range cut at sentence ends into ``threads`` pieces trained at once (no GIL, shared weights).
-
-    Not bit-reproducible (threads race on shared rows, as in gensim and the C tool)."""
-    ranges = split_at_sentences(ids, start, end, threads)
-    span = max(end - start, 1)
-
-    def run(k_ab):
-        k, (a, b) = k_ab
-        la = lr_start + (lr_end - lr_start) * (a - start) / span
-        lb = lr_start + (lr_end - lr_start) * (b - start) / span
-        return train_range(syn0, syn1neg, ids, a, b, tables, sg=sg, window=window, negative=negative,
-                           cbow_mean=cbow_mean, lr_start=la, lr_end=lb, seed=seed * 1000003 + k)
-
-    if len(ranges) == 1:
-        return run((0, ranges[0]))
-    own = pool is None
-    pool = pool or ThreadPoolExecutor(len(ranges))
-    try:
-        results = list(pool.map(run, enumerate(ranges)))
-    finally:
-        if own:
-            pool.shutdown()
-    return (sum(r[0] for r in results), math.fsum(r[1] for r in results), sum(r[2] for r in results))

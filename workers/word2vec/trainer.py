@@ -1,36 +1,37 @@
-"""``Word2VecTrainer``: the weights of one worker and the loop that trains them, step by step.
+"""``Word2VecTrainer``: the weights of one worker, where it stands in its data, and the one training step.
 
-A Ray actor (or a test, or the benchmark) drives it either chunk by chunk with ``train_chunk`` (the caller
-owns the learning-rate schedule, e.g. a global one shared by data-parallel workers) or whole with
-``train`` (epochs over encoded arrays, progress callbacks, checkpoints, resume).
+The step is ``train_round(plan)``: train whole chunks from where the trainer stands until about
+``plan.words`` more words are done (or its epochs are over). A job's round loop (workers/word2vec/job.py)
+calls it on every worker; ``train`` is the same step called until the end, for code that holds
+encoded arrays in hand (tests of the kernel's quality, the GPU check).
 
-Chunks are cut at sentence ends every ``chunk_words`` tokens; each chunk's random seed is derived from
-(seed, epoch, array, offset), so a single-threaded run resumed from a checkpoint ends with exactly the
-vectors of an uninterrupted run.
+Chunks are cut at sentence starts every ``chunk_words`` tokens (encode.next_sentence_start); each chunk's
+random seed is derived from (seed, epoch, array, offset) and its learning rate from the words trained
+before it, so on one thread the vectors do not depend on how the work is cut into rounds, and a trainer
+restored from ``state_dict`` ends exactly where an uninterrupted one does.
 
-Checkpoints are ``state_dict()``s: {"syn0", "syn1neg": float32 arrays, "meta": plain JSON-able dict};
-``save_state``/``load_state`` write them as one safetensors file (metadata holds the JSON), never pickle.
+Threads (``threads`` > 1, numba backend): each thread claims the next chunk from the shared position
+under a lock and trains it without the GIL in the shared weights (Hogwild, as gensim's threads); they
+wait for each other only at the end of a round, not after every chunk.
 """
 from __future__ import annotations
 
-import json
-import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
-from safetensors.numpy import load, load_file, save, save_file
 
-from shared.errors import TrainingError
 from shared.specs import Word2VecParams
-from workers.word2vec.encode import count_words
-from workers.word2vec.kernel import KernelTables, init_vectors, train_range, train_range_threaded
+from workers.word2vec.encode import count_words, next_sentence_start
+from workers.word2vec.kernel import KernelTables, init_vectors, train_range
 from workers.word2vec.model import Word2VecModel
 from workers.word2vec.vocab import Vocab
 
-STATE_FORMAT = "kiln.word2vec.state/1"
+STATE_FORMAT = "kiln.word2vec.state/2"
+BACKENDS = ("numba", "torch-cpu", "torch-cuda")
+"""numba: the compiled CPU kernel (kernel.py); torch-*: the PyTorch HogBatch kernel (gpu_kernel.py) on that device."""
 
 
 def _mix(*parts: int) -> int:
@@ -50,53 +51,95 @@ def lr_at(params: Word2VecParams, fraction: float) -> float:
     return params.lr - (params.lr - params.min_lr) * f
 
 
-def chunk_end(ids: np.ndarray, start: int, chunk_words: int) -> int:
-    """End of the chunk starting at ``start``: just past the first -1 at or after ``start + chunk_words``."""
-    n = len(ids)
-    at = start + chunk_words
-    while at < n:
-        look = ids[at:at + 65536]
-        hit = np.flatnonzero(look < 0)
-        if len(hit):
-            return at + int(hit[0]) + 1
-        at += len(look)
-    return n
+@dataclass(frozen=True)
+class RoundPlan:
+    """One round for one trainer: train about ``words`` words.
+
+    The learning rate follows the whole job's progress: a chunk that starts ``did`` words into this
+    trainer's round is at ``(global_done + did * global_words // words) / global_total`` of the job, where
+    ``global_done`` is what all workers had trained when the round began and ``global_words`` what they
+    train in it together. Left at their defaults (-1, 0, 0) they mean this trainer alone, so a one-worker
+    job and ``Word2VecTrainer.train`` follow the same schedule, in integers (bit for bit).
+    """
+
+    words: int
+    global_done: int = -1
+    global_total: int = 0
+    global_words: int = 0
+
+    def to_dict(self) -> dict:
+        return {"words": self.words, "global_done": self.global_done, "global_total": self.global_total,
+                "global_words": self.global_words}
 
 
 class Word2VecTrainer:
-    """Weights (``syn0`` input vectors, ``syn1neg`` output vectors) of one worker, and how to train them.
+    """Weights (``syn0`` input vectors, ``syn1neg`` output vectors) of one worker, its encoded data
+    (``attach``), its position in that data, and the training step.
 
-    ``backend``: "numba" (the CPU kernel; ``threads`` > 1 trains Hogwild on that many threads) or "torch"
-    (``gpu_kernel.TorchHogBatch`` on ``device``, e.g. "cuda" or "cpu", ``batch_centres`` centre words per
-    SGD step). ``chunk_words``: tokens per kernel call (per thread).
+    ``backend``: one of BACKENDS; ``threads``: Hogwild threads of the numba backend; ``chunk_words``: tokens
+    a thread trains per kernel call; ``batch_centres``: centre words per SGD step of the torch kernel.
     """
 
     def __init__(self, params: Word2VecParams, vocab: Vocab, seed: int = 1, *, backend: str = "numba",
-                 device: str = "cpu", threads: int = 1, chunk_words: int = 50_000,
-                 batch_centres: int = 1024):
-        if backend not in ("numba", "torch"):
-            raise ValueError(f"backend must be 'numba' or 'torch', not {backend!r}")
+                 threads: int = 1, chunk_words: int = 50_000, batch_centres: int = 1024):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.params, self.vocab, self.seed = params, vocab, int(seed)
-        self.backend, self.threads, self.chunk_words = backend, max(1, int(threads)), int(chunk_words)
+        self.backend, self.chunk_words = backend, int(chunk_words)
+        self.threads = max(1, int(threads)) if backend == "numba" else 1
         self.tables = KernelTables(vocab.counts, ns_exponent=params.ns_exponent, sample=params.sample)
         syn0, syn1neg = init_vectors(len(vocab), params.dim, self.seed)
         self._torch = None
-        if backend == "torch":
+        if backend.startswith("torch"):
             from workers.word2vec.gpu_kernel import TorchHogBatch  # torch only when asked for
 
             self._torch = TorchHogBatch(syn0, syn1neg, cum=self.tables.cum, keep=self.tables.keep,
                                         sample=self.tables.sample, sg=params.sg, window=params.window,
-                                        negative=params.negative, cbow_mean=params.cbow_mean, device=device,
-                                        batch_centres=batch_centres)
+                                        negative=params.negative, cbow_mean=params.cbow_mean,
+                                        device=backend.removeprefix("torch-"), batch_centres=batch_centres)
         else:
             self._syn0, self._syn1neg = syn0, syn1neg
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 and backend == "numba" else None
-        # where the loop stands (what a checkpoint records)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="w2v") if self.threads > 1 else None
+        self._lock = threading.Lock()
+        self.arrays: list[np.ndarray] = []
+        self.epoch_words = 0
+        # where the trainer stands (what state_dict records)
         self.epoch = 0
         self.array_index = 0
         self.offset = 0
-        self.words_done = 0  # words trained so far, all epochs
-        self.chunks_done = 0
+        self.words_done = 0  # words claimed for training so far, all epochs
+
+    # ------------------------------------------------------------ data
+
+    def attach(self, arrays: list[np.ndarray]) -> int:
+        """Train on these encoded arrays (int32 ids, sentences closed by -1); returns words per epoch."""
+        self.arrays = [a if a.dtype == np.int32 else a.astype(np.int32) for a in arrays]
+        self.epoch_words = sum(count_words(a) for a in self.arrays)
+        if self.epoch_words == 0:
+            self.epoch = self.params.epochs  # nothing to train: finished at once
+        self._normalise()
+        return self.epoch_words
+
+    @property
+    def total_words(self) -> int:
+        """Words x epochs this trainer trains in all."""
+        return self.epoch_words * self.params.epochs
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.params.epochs
+
+    def _normalise(self) -> None:
+        """Move the position past the end of an array (and of an epoch) and past empty arrays."""
+        while not self.finished:
+            if self.array_index >= len(self.arrays):
+                self.array_index, self.offset = 0, 0
+                self.epoch += 1
+            elif self.offset >= len(self.arrays[self.array_index]):
+                self.array_index += 1
+                self.offset = 0
+            else:
+                return
 
     # ------------------------------------------------------------ weights
 
@@ -109,15 +152,19 @@ class Word2VecTrainer:
     def syn1neg(self) -> np.ndarray:
         return self._torch.arrays()[1] if self._torch else self._syn1neg
 
-    def get_rows(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Copies of rows ``idx`` of (syn0, syn1neg), for parameter averaging between workers."""
+    def get_rows(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of rows ``idx`` (all rows when None) of (syn0, syn1neg)."""
+        if idx is None:
+            return self.syn0.copy(), self.syn1neg.copy()
         if self._torch:
             return self._torch.get_rows(idx)
         idx = np.asarray(idx, dtype=np.int64)
         return self._syn0[idx], self._syn1neg[idx]
 
-    def set_rows(self, idx: np.ndarray, syn0_rows: np.ndarray, syn1_rows: np.ndarray) -> None:
-        """Overwrite rows ``idx`` of (syn0, syn1neg), e.g. with the workers' average."""
+    def set_rows(self, idx: np.ndarray | None, syn0_rows: np.ndarray, syn1_rows: np.ndarray) -> None:
+        """Overwrite rows ``idx`` (all rows when None) of (syn0, syn1neg)."""
+        if idx is None:
+            idx = np.arange(len(self.vocab), dtype=np.int64)
         if self._torch:
             return self._torch.set_rows(idx, syn0_rows, syn1_rows)
         idx = np.asarray(idx, dtype=np.int64)
@@ -136,161 +183,128 @@ class Word2VecTrainer:
             syn1neg[...] = self._syn1neg
         self._syn0, self._syn1neg = syn0, syn1neg
 
+    def nonfinite(self) -> list[str]:
+        """Names of the weight arrays holding NaN or inf (empty when all is finite)."""
+        if self._torch:
+            return self._torch.nonfinite()
+        return [name for name, a in (("syn0", self._syn0), ("syn1neg", self._syn1neg)) if not np.isfinite(a).all()]
+
     def model(self) -> Word2VecModel:
         """The word vectors as a ``Word2VecModel`` (a copy)."""
         return Word2VecModel(self.vocab.words, self.syn0.copy(), self.vocab.counts)
 
-    # ------------------------------------------------------------ one chunk
+    # ------------------------------------------------------------ the step
 
-    def train_chunk(self, token_ids: np.ndarray, lr_start: float, lr_end: float, *, start: int = 0,
-                    end: int | None = None, seed: int | None = None) -> tuple[int, float]:
-        """Train on ``token_ids[start:end]`` (int32 ids, sentences closed by -1), the learning rate going
-        linearly from ``lr_start`` to ``lr_end``; returns (words processed, loss sum)."""
-        words, loss, _ = self._train(token_ids, start, len(token_ids) if end is None else end,
-                                     lr_start, lr_end, _mix(self.seed, self.words_done) if seed is None else seed)
-        self.words_done += words
-        return words, loss
+    def _claim(self, plan: RoundPlan, round_start: int, round_epoch: int):
+        """The next chunk of the round (ids, start, end, lr_start, lr_end, seed), the position moved past
+        it; None when the round's words are claimed, its epoch is over (a round never spans two epochs,
+        so each epoch's loss can be told) or training is over. Called under ``_lock``."""
+        did = self.words_done - round_start
+        if self.finished or did >= plan.words or self.epoch != round_epoch:
+            return None
+        ids = self.arrays[self.array_index]
+        start = self.offset
+        end = next_sentence_start(ids, start + self.chunk_words)
+        n = count_words(ids[start:end])
+        seed = _mix(self.seed, self.epoch, self.array_index, start)
+        lr0, lr1 = self._lr(plan, round_start, did), self._lr(plan, round_start, did + n)
+        self.offset = end
+        self.words_done += n
+        self._normalise()
+        return ids, start, end, lr0, lr1, seed
 
-    def _train(self, ids, start, end, lr_start, lr_end, seed) -> tuple[int, float, int]:
-        p = self.params
-        if ids.dtype != np.int32:
-            ids = ids.astype(np.int32)
+    def _lr(self, plan: RoundPlan, round_start: int, did: int) -> float:
+        if plan.global_done < 0:
+            return lr_at(self.params, (round_start + did) / max(self.total_words, 1))
+        return lr_at(self.params, (plan.global_done + did * plan.global_words // max(plan.words, 1))
+                     / max(plan.global_total, 1))
+
+    def _train_chunk(self, ids, start, end, lr0, lr1, seed) -> tuple[int, float, int]:
         if self._torch:
-            return self._torch.train_chunk(ids, start, end, lr_start, lr_end, seed)
-        kw = dict(sg=p.sg, window=p.window, negative=p.negative, cbow_mean=p.cbow_mean,
-                  lr_start=lr_start, lr_end=lr_end, seed=seed)
-        if self._pool:
-            return train_range_threaded(self._syn0, self._syn1neg, ids, start, end, self.tables,
-                                        threads=self.threads, pool=self._pool, **kw)
-        return train_range(self._syn0, self._syn1neg, ids, start, end, self.tables, **kw)
-
-    # ------------------------------------------------------------ the whole loop
-
-    def train(self, encoded_arrays: list[np.ndarray], *, progress: Callable[[dict], None] | None = None,
-              checkpoint: Callable[[dict], None] | None = None, resume: dict | None = None,
-              progress_every_s: float = 0.25, checkpoint_every_s: float = 300.0) -> Word2VecModel:
-        """Train ``params.epochs`` epochs over ``encoded_arrays`` and return the model.
-
-        ``progress(dict(fraction, words_per_s, epoch, loss, eta_s, words_done))`` is called at most every
-        ``progress_every_s`` seconds and once at the end; ``loss`` is the mean loss per trained pair since
-        the previous call. ``checkpoint(state_dict())`` is called every ``checkpoint_every_s`` seconds.
-        ``resume``: a state from ``state_dict``/``load_state`` to continue from.
-        """
+            return self._torch.train_chunk(ids, start, end, lr0, lr1, seed)
         p = self.params
-        if resume is not None:
-            self.load_state_dict(resume)
-        per_epoch = sum(count_words(a) for a in encoded_arrays)
-        total = per_epoch * p.epochs
-        if total == 0:
-            raise TrainingError("the encoded corpus holds no in-vocabulary word to train on")
-        chunk = self.chunk_words * self.threads
-        t0 = last_report = last_ckpt = time.perf_counter()
-        words_at_t0 = self.words_done
-        win_loss, win_pairs, last_loss = 0.0, 0, float("nan")
+        return train_range(self._syn0, self._syn1neg, ids, start, end, self.tables, sg=p.sg, window=p.window,
+                           negative=p.negative, cbow_mean=p.cbow_mean, lr_start=lr0, lr_end=lr1, seed=seed)
 
-        def report(now: float) -> None:
-            nonlocal win_loss, win_pairs, last_report, last_loss
-            if win_pairs:
-                last_loss = win_loss / win_pairs
-            rate = (self.words_done - words_at_t0) / max(now - t0, 1e-9)
-            left = total - self.words_done
-            progress({"fraction": self.words_done / total, "words_per_s": rate, "epoch": self.epoch,
-                      "loss": last_loss,
-                      "eta_s": left / rate if rate > 0 else float("inf"), "words_done": self.words_done})
-            win_loss, win_pairs, last_report = 0.0, 0, now
+    def train_round(self, plan: RoundPlan) -> dict:
+        """Train about ``plan.words`` words (whole chunks) from where the trainer stands, up to the end of
+        the current epoch at most.
 
-        while self.epoch < p.epochs:
-            while self.array_index < len(encoded_arrays):
-                ids = encoded_arrays[self.array_index]
-                while self.offset < len(ids):
-                    end = chunk_end(ids, self.offset, chunk)
-                    n = count_words(ids[self.offset:end])
-                    lr0 = lr_at(p, self.words_done / total)
-                    lr1 = lr_at(p, (self.words_done + n) / total)
-                    seed = _mix(self.seed, self.epoch, self.array_index, self.offset)
-                    words, loss, pairs = self._train(ids, self.offset, end, lr0, lr1, seed)
-                    self.words_done += words
-                    self.offset = end
-                    win_loss += loss
-                    win_pairs += pairs
-                    now = time.perf_counter()
-                    if progress and now - last_report >= progress_every_s:
-                        report(now)
-                    if checkpoint and now - last_ckpt >= checkpoint_every_s:
-                        checkpoint(self.state_dict())
-                        last_ckpt = time.perf_counter()
-                self.array_index += 1
-                self.offset = 0
-            self.epoch += 1
-            self.array_index = 0
-        if progress:
-            report(time.perf_counter())
+        Returns {"words", "loss" (sum), "pairs" (trained pairs or centres), "seconds", "lr" (the learning
+        rate at the round's end), "finished"}."""
+        t0 = time.perf_counter()
+        round_start, round_epoch = self.words_done, self.epoch
+        totals = [0, 0.0, 0]
+        last_lr = [lr_at(self.params, 0.0) if plan.global_done < 0 else self._lr(plan, round_start, 0)]
+
+        def run() -> None:
+            while True:
+                with self._lock:
+                    chunk = self._claim(plan, round_start, round_epoch)
+                if chunk is None:
+                    return
+                words, loss, pairs = self._train_chunk(*chunk)
+                with self._lock:
+                    totals[0] += words
+                    totals[1] += float(loss)
+                    totals[2] += pairs
+                    last_lr[0] = chunk[4]
+
+        if self._pool is None:
+            run()
+        else:
+            for f in [self._pool.submit(run) for _ in range(self.threads)]:
+                f.result()  # the one barrier: the end of the round
+        return {"words": totals[0], "loss": totals[1], "pairs": totals[2], "seconds": time.perf_counter() - t0,
+                "lr": last_lr[0], "finished": self.finished}
+
+    def train(self, arrays: list[np.ndarray], *, round_words: int = 1_000_000) -> Word2VecModel:
+        """Attach ``arrays`` and call ``train_round`` until the trainer's epochs are done; the model."""
+        self.attach(arrays)
+        while not self.finished:
+            self.train_round(RoundPlan(words=round_words))
         return self.model()
+
+    def close(self) -> None:
+        """Stop the thread pool (the trainer cannot train afterwards)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     # ------------------------------------------------------------ checkpoints
 
-    def state_dict(self) -> dict:
-        """{"syn0", "syn1neg": float32 arrays (copies), "meta": where training stands, JSON-able}."""
-        syn0, syn1neg = (self._torch.arrays() if self._torch else (self._syn0.copy(), self._syn1neg.copy()))
-        meta = {"format": STATE_FORMAT, "epoch": self.epoch, "array_index": self.array_index,
+    def position(self) -> dict:
+        """Where the trainer stands, JSON-able (the non-array part of its state)."""
+        return {"format": STATE_FORMAT, "epoch": self.epoch, "array_index": self.array_index,
                 "offset": self.offset, "words_done": self.words_done, "seed": self.seed,
                 "vocab_size": len(self.vocab), "dim": self.params.dim}
-        return {"syn0": syn0, "syn1neg": syn1neg, "meta": meta}
+
+    def state_dict(self) -> dict:
+        """{"syn0", "syn1neg": float32 arrays (copies), "meta": ``position()``}."""
+        syn0, syn1neg = self.get_rows(None)
+        return {"syn0": syn0, "syn1neg": syn1neg, "meta": self.position()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from ``state`` (weights and position); ValueError if it belongs to another shape."""
+        """Continue from ``state`` (weights and position); ValueError if it belongs to another model."""
         meta = state["meta"]
         shape = (len(self.vocab), self.params.dim)
-        if state["syn0"].shape != shape or state["syn1neg"].shape != shape:
-            raise ValueError(f"checkpoint holds weights of shape {state['syn0'].shape}, this job needs {shape}")
-        idx = np.arange(shape[0])
-        self.set_rows(idx, state["syn0"], state["syn1neg"])
+        if meta.get("format") != STATE_FORMAT or state["syn0"].shape != shape or state["syn1neg"].shape != shape:
+            raise ValueError(f"the checkpoint ({meta.get('format')}, weights {state['syn0'].shape}) does not fit "
+                             f"this job ({STATE_FORMAT}, {shape})")
+        self.set_rows(None, state["syn0"], state["syn1neg"])
+        self.load_position(meta)
+
+    def load_position(self, meta: dict) -> None:
         self.epoch, self.array_index = int(meta["epoch"]), int(meta["array_index"])
         self.offset, self.words_done = int(meta["offset"]), int(meta["words_done"])
+        self.seed = int(meta["seed"])
 
 
-def state_to_bytes(state: dict) -> bytes:
-    """One safetensors blob: the two arrays, the meta as JSON in the metadata."""
-    arrays = {"syn0": np.ascontiguousarray(state["syn0"]), "syn1neg": np.ascontiguousarray(state["syn1neg"])}
-    return save(arrays, metadata={"meta": json.dumps(state["meta"])})
-
-
-def state_from_bytes(blob: bytes) -> dict:
-    """Read a blob written by ``state_to_bytes`` (safetensors header parsed for the metadata)."""
-    arrays = load(blob)
-    header_len = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + header_len])
-    return {**arrays, "meta": json.loads(header["__metadata__"]["meta"])}
-
-
-def save_state(state: dict, path: str | Path) -> Path:
-    """Write a state atomically (temp file + rename) as safetensors; returns the path."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    arrays = {"syn0": np.ascontiguousarray(state["syn0"]), "syn1neg": np.ascontiguousarray(state["syn1neg"])}
-    save_file(arrays, str(tmp), metadata={"meta": json.dumps(state["meta"])})
-    os.replace(tmp, path)
-    return path
-
-
-def load_state(path: str | Path) -> dict:
-    """Read a state written by ``save_state``."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        meta = json.loads(f.metadata()["meta"])
-    return {**load_file(str(path)), "meta": meta}
-
-
-def rows_to_average(counts: np.ndarray, round_index: int, *, hot_rows: int = 1000, cold_slices: int = 8) -> np.ndarray:
-    """Rows to average between workers at sync round ``round_index``: the ``hot_rows`` most frequent words
-    every round (they move most), and one of ``cold_slices`` interleaved slices of the rest in turn, so
-    every row is averaged at least every ``cold_slices`` rounds. Ids are sorted by frequency already."""
+def rows_to_merge(counts: np.ndarray, round_index: int, *, hot_rows: int = 1000, cold_slices: int = 8) -> np.ndarray:
+    """Rows to merge between groups of workers after round ``round_index``: the ``hot_rows`` most frequent
+    words every round (they move most), and one of ``cold_slices`` interleaved slices of the rest in turn,
+    so every row is merged at least every ``cold_slices`` rounds. Ids are sorted by frequency already."""
     n = len(counts)
     hot = min(hot_rows, n)
     cold = np.arange(hot + (round_index % cold_slices), n, cold_slices)
     return np.concatenate([np.arange(hot), cold]).astype(np.int64)
-
-
-__all__ = ["Word2VecTrainer", "lr_at", "chunk_end", "state_to_bytes", "state_from_bytes", "save_state",
-           "load_state", "rows_to_average"]

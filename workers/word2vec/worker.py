@@ -1,51 +1,47 @@
-"""Word2VecWorker: one data-parallel trainer (a Ray actor) that owns some encoded shards.
+"""Word2VecWorker: one worker of a word2vec job (a Ray actor on a job, a plain object under LocalContext).
 
-It walks its shards epoch after epoch, training on ``budget`` words per call at the learning rate the
-runner schedules, and exposes its parameter rows so the runner can average them across workers.
-Checkpoints are safetensors (arrays) + JSON (positions), never pickle.
+It does its part of the data preparation (counting and encoding corpus shards), then holds one
+``Word2VecTrainer`` on its share of the encoded corpus and trains it round by round as the job's loop
+(workers/word2vec/job.py) asks, exposing its weight rows for merging and checkpoints. It imports no Ray:
+the job wraps it.
 """
 from __future__ import annotations
 
-import json
+import mmap
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from shared.specs import Word2VecParams
-from workers.word2vec.encode import SENTENCE_END, load_encoded
+from workers.word2vec.encode import load_encoded, next_sentence_start
+from workers.word2vec.trainer import RoundPlan, Word2VecTrainer
 from workers.word2vec.vocab import Vocab
 
 
 class Word2VecWorker:
-    def __init__(self, params_json: str, seed: int, rank: int = 0, gpu: bool = False):
-        """A trainer-to-be: it warms its kernel up now, and gets its vocabulary (``set_vocab``) and its data
-        (``attach``) later. All workers start from the same vectors (``seed``); ``rank`` varies their sampling."""
+    def __init__(self, params_json: str, seed: int, rank: int = 0, backend: str = "numba", threads: int = 1):
+        """A trainer-to-be on ``threads`` threads with ``backend``: it warms its kernel up now and gets its
+        vocabulary (``set_vocab``) and its data (``attach``) later. All workers start from the same vectors
+        (``seed``); ``rank`` varies their sampling."""
         self.params = Word2VecParams.model_validate_json(params_json)
-        self.seed, self.rank, self.gpu = seed, rank, gpu
+        self.seed, self.rank, self.backend, self.threads = seed, rank, backend, threads
         self.vocab: Vocab | None = None
-        self.trainer = None
-        self.shards: list[np.ndarray] = []
-        self.words: list[int] = []
-        self.epoch, self.shard, self.offset = 0, 0, 0
+        self.trainer: Word2VecTrainer | None = None
         self._warm_up()
 
-    def _make_trainer(self, vocab: Vocab):
-        from workers.word2vec.trainer import Word2VecTrainer  # noqa: PLC0415
-
-        t = Word2VecTrainer(self.params, vocab, seed=self.seed, backend="torch" if self.gpu else "numba",
-                            device="cuda" if self.gpu else "cpu")
+    def _make_trainer(self, vocab: Vocab) -> Word2VecTrainer:
+        t = Word2VecTrainer(self.params, vocab, seed=self.seed, backend=self.backend, threads=self.threads)
         if self.rank:
             t.seed = self.seed * 1_000_003 + self.rank  # same initial vectors, different negative samples
         return t
 
     def _warm_up(self) -> None:
         """Compile (or load from numba's disk cache) the kernel on a two-word model, outside the timed training."""
-        if self.gpu:
+        if self.backend != "numba":
             return
-        t = self._make_trainer(Vocab.build({"a": 2, "b": 1}, min_count=1))
-        t.train_chunk(np.array([0, 1, 0, -1], dtype=np.int32), 0.0, 0.0)
+        t = Word2VecTrainer(self.params.model_copy(update={"epochs": 1}), Vocab.build({"a": 2, "b": 1}, min_count=1))
+        t.train([np.array([0, 1, 0, -1], dtype=np.int32)])
 
     # -- data preparation -----------------------------------------------------------------------
     def count(self, shard: dict, opts: dict):
@@ -60,41 +56,9 @@ class Word2VecWorker:
 
         return corpus_fingerprint(paths)
 
-    def share_memory(self, key: str, create: bool) -> None:
-        """Train in weights shared by every worker of this job on this node (Hogwild, as gensim's threads).
-
-        The worker with ``create`` makes the shared files (its own weights become the start); the others
-        map them. The files are unlinked once all have mapped them (``unlink_shared``), so nothing is
-        left behind; the memory lives until the last worker exits.
-        """
-        import mmap  # noqa: PLC0415
-
-        arrays = []
-        for name, current in (("syn0", self.trainer.syn0), ("syn1neg", self.trainer.syn1neg)):
-            path = _shm_path(key, name)
-            if create:
-                with open(path, "wb") as f:
-                    f.truncate(current.nbytes)
-            with open(path, "r+b") as f:
-                mm = mmap.mmap(f.fileno(), current.nbytes)
-            arr = np.frombuffer(mm, dtype=np.float32).reshape(current.shape)
-            arrays.append(arr)
-        # the creator's weights become the start; the others adopt them without copying theirs over
-        self.trainer.use_arrays(*arrays, copy=create)
-
-    def unlink_shared(self, key: str) -> None:
-        for name in ("syn0", "syn1neg"):
-            _shm_path(key, name).unlink(missing_ok=True)
-
     def set_vocab(self, vocab_json: str) -> None:
         self.vocab = Vocab.from_json(vocab_json)
         self.trainer = self._make_trainer(self.vocab)
-
-    def node(self) -> str:
-        """The Ray node this worker runs on."""
-        import ray  # noqa: PLC0415 - only ever called inside a Ray actor
-
-        return ray.get_runtime_context().get_node_id()
 
     def encode(self, shard: dict, opts: dict, dest: str) -> tuple[str, int, int]:
         """Encode one corpus shard with this worker's vocabulary into ``dest`` (.npy);
@@ -107,129 +71,82 @@ class Word2VecWorker:
         return dest, count_words(ids), len(ids)
 
     def attach(self, pieces: list[tuple[str, int, int]]) -> int:
-        """Take (encoded shard path, lo, hi) ranges; each cut moves to the next sentence start. Returns words."""
-        self.shards = []
+        """Train on (encoded shard path, lo, hi) ranges, each cut moved to the next sentence start (the same
+        rule on both sides of a cut, so the workers' pieces tile the corpus). Returns words per epoch."""
+        arrays = []
         for path, lo, hi in pieces:
             ids = load_encoded(path, mmap=True)
-            a, b = sentence_start(ids, lo), sentence_start(ids, hi)
+            a, b = next_sentence_start(ids, lo), next_sentence_start(ids, hi)
             if a < b:
-                self.shards.append(ids[a:b])
-        self.words = [int(np.count_nonzero(s >= 0)) for s in self.shards]
-        return sum(self.words)
+                arrays.append(ids[a:b])
+        return self.trainer.attach(arrays)
+
+    # -- placement ------------------------------------------------------------------------------
+    def node(self) -> tuple[str, str]:
+        """(node id, node IP) of the Ray node this worker runs on; ("local", "127.0.0.1") outside Ray."""
+        try:
+            import ray  # noqa: PLC0415
+        except ImportError:
+            return "local", "127.0.0.1"
+        if not ray.is_initialized():
+            return "local", "127.0.0.1"
+        return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+
+    def share_memory(self, key: str, create: bool) -> None:
+        """Train in weights shared by every worker of this job on this node (Hogwild, as gensim's threads).
+
+        The worker with ``create`` makes the shared files (its own weights become the start); the others
+        map them. The files are unlinked once all have mapped them (``unlink_shared``), so nothing is
+        left behind; the memory lives until the last worker exits.
+        """
+        arrays = []
+        for name, current in (("syn0", self.trainer.syn0), ("syn1neg", self.trainer.syn1neg)):
+            path = _shm_path(key, name)
+            if create:
+                with open(path, "wb") as f:
+                    f.truncate(current.nbytes)
+            with open(path, "r+b") as f:
+                mm = mmap.mmap(f.fileno(), current.nbytes)
+            arrays.append(np.frombuffer(mm, dtype=np.float32).reshape(current.shape))
+        self.trainer.use_arrays(*arrays, copy=create)
+
+    def unlink_shared(self, key: str) -> None:
+        for name in ("syn0", "syn1neg"):
+            _shm_path(key, name).unlink(missing_ok=True)
 
     # -- training -------------------------------------------------------------------------------
-    def train_words(self, budget: int, lr_start: float, lr_end: float) -> dict:
-        """Train on about ``budget`` words (whole sentences), lr going linearly lr_start -> lr_end."""
-        t0 = time.perf_counter()
-        did, loss = 0, 0.0
-        if not self.shards or sum(self.words) == 0:
-            return {"words": 0, "loss": 0.0, "seconds": 0.0}
-        while did < budget and self.epoch < self.params.epochs:
-            ids = self.shards[self.shard]
-            end = _sentence_end(ids, self.offset, budget - did)
-            piece = np.ascontiguousarray(ids[self.offset:end])
-            n = int(np.count_nonzero(piece >= 0))
-            if n:
-                a = did / budget
-                b = min(1.0, (did + n) / budget)
-                w, l = self.trainer.train_chunk(piece, lr_start + (lr_end - lr_start) * a,
-                                                lr_start + (lr_end - lr_start) * b)
-                did += n
-                loss += float(l)
-            self.offset = end
-            if self.offset >= len(ids):
-                self.offset = 0
-                self.shard += 1
-                if self.shard >= len(self.shards):
-                    self.shard = 0
-                    self.epoch += 1
-        return {"words": did, "loss": loss, "seconds": time.perf_counter() - t0}
+    def train_round(self, plan: dict) -> dict:
+        """One ``Word2VecTrainer.train_round``; adds "nonfinite": the weight arrays holding NaN/inf after it."""
+        out = self.trainer.train_round(RoundPlan(**plan))
+        out["nonfinite"] = self.trainer.nonfinite()
+        return out
 
-    # -- parameters -----------------------------------------------------------------------------
+    # -- weights and position -------------------------------------------------------------------
     def get_rows(self, rows):
         """Copies of (syn0, syn1neg) rows ``rows`` (all rows when None)."""
-        if rows is None:
-            return self.trainer.syn0.copy(), self.trainer.syn1neg.copy()
         return self.trainer.get_rows(rows)
 
     def set_rows(self, rows, syn0, syn1neg) -> None:
-        if rows is None:
-            rows = np.arange(len(self.vocab), dtype=np.int64)
+        """Overwrite rows ``rows`` (all when None) of (syn0, syn1neg): merged values, or a restored checkpoint."""
         self.trainer.set_rows(rows, syn0, syn1neg)
 
     def vectors(self) -> np.ndarray:
         return self.trainer.syn0.copy()
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {"syn0": self.trainer.syn0.copy(), "syn1neg": self.trainer.syn1neg.copy()}
+    def position(self) -> dict:
+        return self.trainer.position()
 
-    def position(self) -> list[int]:
-        return [self.epoch, self.shard, self.offset]
-
-    def load_state(self, state: dict[str, np.ndarray], position: list[int]) -> None:
-        self.set_rows(None, state["syn0"], state["syn1neg"])
-        self.epoch, self.shard, self.offset = (int(x) for x in position)
+    def restore(self, syn0: np.ndarray, syn1neg: np.ndarray, position: dict) -> None:
+        """Continue from a checkpoint: its weights and this worker's position in it."""
+        self.trainer.load_state_dict({"syn0": syn0, "syn1neg": syn1neg, "meta": position})
 
 
-def sentence_start(ids: np.ndarray, x: int) -> int:
-    """The first position >= x where a sentence starts (0, just after a -1, or the array's end)."""
-    if x <= 0:
-        return 0
-    n = len(ids)
-    if x >= n:
-        return n
-    probe = x - 1  # x starts a sentence if the separator sits just before it
-    while probe < n:
-        hits = np.flatnonzero(ids[probe:probe + 65536] == SENTENCE_END)
-        if hits.size:
-            return probe + int(hits[0]) + 1
-        probe += 65536
-    return n
-
-
-def _sentence_end(ids: np.ndarray, start: int, budget: int) -> int:
-    """The index just past the first sentence end at or after ``start + budget`` (or the array's end)."""
-    n = len(ids)
-    probe = min(n, start + max(1, budget))
-    if probe >= n:
-        return n
-    # search forward in blocks for the next separator
-    while probe < n:
-        block = ids[probe:probe + 65536]
-        hits = np.flatnonzero(block == SENTENCE_END)
-        if hits.size:
-            return probe + int(hits[0]) + 1
-        probe += len(block)
-    return n
+    def close(self) -> None:
+        """Stop the trainer's threads (an in-process worker; a Ray actor just exits)."""
+        if self.trainer is not None:
+            self.trainer.close()
 
 
 def _shm_path(key: str, name: str) -> Path:
     base = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
     return base / f"kiln-{key}-{name}"
-
-
-CKPT_ARRAYS = "state.safetensors"
-CKPT_META = "meta.json"
-
-
-def checkpoint_exists(d: Path) -> bool:
-    return (Path(d) / CKPT_META).is_file() and (Path(d) / CKPT_ARRAYS).is_file()
-
-
-def save_checkpoint(d: Path, state: dict[str, np.ndarray], meta: dict) -> None:
-    """Write arrays then metadata, each atomically (meta last: its presence marks a whole checkpoint)."""
-    from safetensors.numpy import save_file  # noqa: PLC0415
-
-    d = Path(d)
-    d.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(d / (CKPT_ARRAYS + ".tmp")))
-    (d / (CKPT_ARRAYS + ".tmp")).replace(d / CKPT_ARRAYS)
-    (d / (CKPT_META + ".tmp")).write_text(json.dumps(meta))
-    (d / (CKPT_META + ".tmp")).replace(d / CKPT_META)
-
-
-def load_checkpoint(d: Path) -> tuple[dict[str, np.ndarray], dict]:
-    from safetensors.numpy import load_file  # noqa: PLC0415
-
-    d = Path(d)
-    return load_file(str(d / CKPT_ARRAYS)), json.loads((d / CKPT_META).read_text())
