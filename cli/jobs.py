@@ -1,8 +1,8 @@
 """kiln jobs / status / logs / cancel."""
 from __future__ import annotations
 
-import time
-from datetime import datetime
+import json
+from datetime import datetime, timezone
 
 import click
 
@@ -67,6 +67,16 @@ def status(job_id: str, as_json: bool) -> None:
         lines.append(("model", f"{v['model']['name']}:{v['model']['version']}"))
     if v.get("metrics"):
         lines.append(("metrics", fmt_metrics(v["metrics"])))
+    if v.get("live"):
+        lines.append(("live", " ".join(f"{k}={val:.4g}" for k, val in v["live"].items())))
+    if v.get("placement"):
+        lines.append(("placement", ", ".join(f"worker {p.get('worker')} on {p.get('node_ip') or p.get('node_id', '?')[:12]}"
+                                             for p in v["placement"])))
+    if v["state"] == "QUEUED":
+        if v.get("queue_position"):
+            lines.append(("queue", f"#{v['queue_position']}"))
+        if v.get("reason"):
+            lines.append(("waiting", v["reason"]))
     if v.get("error"):
         lines.append(("error", v["error"]))
     for k, val in lines:
@@ -77,11 +87,16 @@ def status(job_id: str, as_json: bool) -> None:
 @click.command()
 @click.argument("job_id")
 @click.option("-f", "--follow", is_flag=True, help="keep printing until the job ends")
-def logs(job_id: str, follow: bool) -> None:
-    """Print a job's log lines."""
+@click.option("--json", "as_json", is_flag=True,
+              help='JSON Lines: one object per log line, {"time": ISO 8601, "level": ..., "message": ...}')
+def logs(job_id: str, follow: bool, as_json: bool) -> None:
+    """Print a job's log lines (with --json, one JSON object per line, flushed as they come)."""
     for entry in _svc().logs(job_id, follow=follow):
-        t = time.strftime("%H:%M:%S", time.localtime(float(entry["t"])))
-        click.echo(f"{t} {entry['level']:<7} {entry['msg']}")
+        when = datetime.fromtimestamp(float(entry["t"]), tz=timezone.utc)
+        if as_json:
+            click.echo(json.dumps({"time": when.isoformat(), "level": entry["level"], "message": entry["msg"]}))
+        else:
+            click.echo(f"{when.astimezone().strftime('%Y-%m-%d %H:%M:%S')} {entry['level']:<7} {entry['msg']}")
 
 
 @click.command()
@@ -124,3 +139,21 @@ def retry(job_id: str, follow: bool, as_json: bool) -> None:
 
     svc = job_service(start_stack=True)
     report_submitted(svc, svc.retry(job_id), follow=follow, as_json=as_json)
+
+
+@click.command()
+@click.option("--dry-run", is_flag=True, help="only say what would be removed")
+@click.option("--json", "as_json", is_flag=True)
+def gc(dry_run: bool, as_json: bool) -> None:
+    """Remove what finished jobs left in the artifact store: encoded corpora, checkpoints, and the files of
+    failed or cancelled jobs. Registered models and live jobs are never touched."""
+    from cli.render import fmt_bytes  # noqa: PLC0415
+
+    out = _svc().collect_garbage(dry_run=dry_run)
+    if as_json:
+        emit_json({**out, "dry_run": dry_run})
+        return
+    verb = "would free" if dry_run else "freed"
+    click.echo(f"{len(out['jobs'])} finished job(s) cleaned, {verb} {fmt_bytes(out['bytes_freed'])}")
+    if out["skipped"]:
+        click.echo(f"left alone: {len(out['skipped'])} folder(s) of jobs this registry does not know", err=True)

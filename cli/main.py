@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from cli.jobs import cancel, jobs, logs, retry, status, watch
+from cli.jobs import cancel, gc, jobs, logs, retry, status, watch
 from cli.models import models
 from cli.query import analogy, eval_cmd, similar
 from cli.stack import db, doctor, down, up
@@ -23,7 +23,8 @@ def kiln() -> None:
     """kiln: train word2vec and CNN models on a Ray cluster, with a queue and a model registry."""
 
 
-for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, models, similar, analogy, eval_cmd):
+for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, gc, models, similar, analogy,
+                eval_cmd):
     kiln.add_command(command)
 
 

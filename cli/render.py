@@ -48,3 +48,11 @@ def fmt_metrics(metrics: dict | None, keys: tuple[str, ...] = ("similarity_spear
             v = metrics[k]
             parts.append(f"{k}={fmt_rate(v) if k.endswith('_per_s') else f'{v:.4g}'}")
     return " ".join(parts)
+
+
+def fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"

@@ -1,6 +1,11 @@
-"""kiln submit: build a job spec from flags (or a YAML/JSON file), submit it, optionally follow it."""
+"""kiln submit: build a job spec from flags (or a YAML/JSON file), submit it, optionally follow it.
+
+Each job kind is a subcommand loaded only when used (``KINDS``), so read commands never import pydantic;
+its options are generated from the spec (cli/spec_options.py), so defaults live in shared/specs.py.
+"""
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -8,81 +13,109 @@ import click
 from cli.follow import follow_until_done, print_outcome
 from cli.render import emit_json
 
+KINDS = {"word2vec": "cli.submit:word2vec_command", "cnn": "cli.submit_cnn:cnn"}
+"""Job kind -> "module:attribute" of its click command (a function returning one is called first)."""
 
-def _follow_options(f):
-    f = click.option("--json", "as_json", is_flag=True, help="print one JSON object: job_id, state, model, error")(f)
+
+def follow_options(f):
+    f = click.option("--json", "as_json", is_flag=True,
+                     help="print one JSON object: id (job_id too), state, model, error")(f)
     f = click.option("--follow", is_flag=True, help="wait for the job to end, showing progress")(f)
     return f
 
 
-@click.group(invoke_without_command=True)
+class _Kinds(click.Group):
+    """Subcommands per job kind, imported on first use."""
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | {k for k in KINDS if self._load(k) is not None})
+
+    def get_command(self, ctx, name):
+        return super().get_command(ctx, name) or self._load(name)
+
+    def _load(self, name: str):
+        if name not in KINDS:
+            return None
+        module, _, attr = KINDS[name].partition(":")
+        try:
+            found = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError):
+            return None
+        return found if isinstance(found, click.Command) else found()
+
+
+@click.group(cls=_Kinds, invoke_without_command=True)
 @click.option("-f", "--file", "spec_file", type=click.Path(dir_okay=False), help="a job spec in YAML or JSON")
-@_follow_options
+@follow_options
 @click.pass_context
 def submit(ctx: click.Context, spec_file: str | None, follow: bool, as_json: bool) -> None:
     """Submit a training job: `kiln submit word2vec CORPUS...` or `kiln submit -f spec.yaml`."""
     if ctx.invoked_subcommand is not None:
+        if spec_file is not None:
+            raise click.UsageError("give either -f SPEC_FILE or a job kind with its flags, not both")
         return
     if spec_file is None:
         raise click.UsageError("give a job kind (`kiln submit word2vec CORPUS...`) or -f SPEC_FILE")
     from services.specfile import read_spec_file  # noqa: PLC0415
 
-    _submit(read_spec_file(spec_file), follow=follow, as_json=as_json)
+    submit_spec(read_spec_file(spec_file), follow=follow, as_json=as_json, flags=False)
 
 
-@submit.command("word2vec")
-@click.argument("corpus", nargs=-1, required=True)
-@click.option("--name", help="registered model name (default: word2vec-<first corpus file's stem>)")
-@click.option("--sg/--cbow", default=True, show_default=True, help="skip-gram or CBOW")
-@click.option("--dim", type=int, default=100, show_default=True)
-@click.option("--window", type=int, default=5, show_default=True)
-@click.option("--negative", type=int, default=5, show_default=True)
-@click.option("--min-count", type=int, default=5, show_default=True)
-@click.option("--max-vocab", "max_vocab_size", type=int, default=None, help="keep at most this many words")
-@click.option("--sample", type=float, default=1e-3, show_default=True)
-@click.option("--epochs", type=int, default=5, show_default=True)
-@click.option("--lr", type=float, default=0.025, show_default=True)
-@click.option("--min-lr", type=float, default=0.0001, show_default=True)
-@click.option("--lowercase", is_flag=True, help="lowercase tokens")
-@click.option("--token-pattern", default=None, help="regex for tokens (default: split on whitespace)")
-@click.option("--eval-analogies", type=str, default=None, help="questions-words file; accuracy becomes a metric")
-@click.option("--eval-similarity", type=str, default=None, help="word pairs with scores; Spearman becomes a metric")
-@click.option("--workers", type=int, default=1, show_default=True)
-@click.option("--cpus-per-worker", type=float, default=1.0, show_default=True)
-@click.option("--gpus-per-worker", type=float, default=0.0, show_default=True)
-@click.option("--priority", type=int, default=0, show_default=True, help="higher runs first")
-@click.option("--max-retries", type=int, default=2, show_default=True)
-@click.option("--seed", type=int, default=1, show_default=True)
-@_follow_options
-def word2vec(corpus, name, sg, dim, window, negative, min_count, max_vocab_size, sample, epochs, lr, min_lr,
-             lowercase, token_pattern, eval_analogies, eval_similarity, workers, cpus_per_worker, gpus_per_worker,
-             priority, max_retries, seed, follow, as_json) -> None:
-    """Train word2vec embeddings on CORPUS (files, directories, globs; plain, .gz or .bz2)."""
-    if name is None:
-        from pathlib import Path  # noqa: PLC0415
+def job_options() -> list:
+    """The options every kind shares: resources and scheduling (from Resources and JobSpec)."""
+    from cli.spec_options import spec_options  # noqa: PLC0415
+    from shared.specs import JobSpec, Resources  # noqa: PLC0415
 
-        stem = Path(corpus[0].rstrip("/")).name.split(".")[0] or "corpus"
-        name = "word2vec-" + "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in stem)[:100]
-    data = {
-        "kind": "word2vec", "name": name, "priority": priority, "max_retries": max_retries, "seed": seed,
-        "params": {"corpus": list(corpus), "sg": sg, "dim": dim, "window": window, "negative": negative,
-                   "min_count": min_count, "max_vocab_size": max_vocab_size, "sample": sample, "epochs": epochs,
-                   "lr": lr, "min_lr": min_lr, "lowercase": lowercase, "token_pattern": token_pattern,
-                   "eval_analogies": eval_analogies, "eval_similarity": eval_similarity},
-        "resources": {"workers": workers, "cpus_per_worker": cpus_per_worker, "gpus_per_worker": gpus_per_worker},
-    }
-    _submit(data, follow=follow, as_json=as_json)
+    return spec_options(Resources, "resources") + spec_options(
+        JobSpec, "", exclude={"kind", "name", "params", "resources", "user"})
 
 
-def _submit(data: dict, *, follow: bool, as_json: bool) -> None:
+def word2vec_command() -> click.Command:
+    """``kiln submit word2vec CORPUS...``, its options generated from Word2VecParams and the job spec."""
+    from cli.spec_options import spec_data, spec_options, with_options  # noqa: PLC0415
+    from shared.specs import Word2VecParams  # noqa: PLC0415
+
+    options = spec_options(Word2VecParams, "params", exclude={"corpus"}) + job_options()
+
+    @click.command("word2vec")
+    @click.argument("corpus", nargs=-1, required=True)
+    @click.option("--name", help="registered model name (default: word2vec-<first corpus file's stem>)")
+    @with_options(options)
+    @follow_options
+    def word2vec(corpus, name, follow, as_json, **values) -> None:
+        """Train word2vec embeddings on CORPUS (files, directories, globs; plain, .gz or .bz2)."""
+        data = spec_data(options, values)
+        data["kind"], data["name"] = "word2vec", name or default_name("word2vec", corpus[0])
+        data.setdefault("params", {})["corpus"] = list(corpus)
+        submit_spec(data, follow=follow, as_json=as_json, flags=True)
+
+    return word2vec
+
+
+def default_name(kind: str, first_input: str) -> str:
+    """``<kind>-<stem of the first input>``, made a valid model name."""
+    from pathlib import Path  # noqa: PLC0415
+
+    stem = Path(first_input.rstrip("/")).name.split(".")[0] or "data"
+    return f"{kind}-" + "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in stem)[:100]
+
+
+def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None:
+    """Validate ``data`` (messages name CLI flags when ``flags``), start the stack if needed, submit, report."""
     from services.jobs import validate_offline  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415
 
     from cli.context import job_service  # noqa: PLC0415
 
-    spec = validate_offline(data, user=get_settings().user)  # fail fast, before any service is started
+    spec = validate_offline(data, user=get_settings().user, flags=flags)  # fail fast, before any service starts
     svc = job_service(start_stack=True)
     report_submitted(svc, svc.submit(spec), follow=follow, as_json=as_json)
+
+
+def _summary(view: dict) -> dict:
+    """submit/retry --json: the job's id (``job_id`` kept as an alias), state, model and error."""
+    return {"id": view["id"], "job_id": view["id"], "state": view["state"], "model": view.get("model"),
+            "error": view.get("error")}
 
 
 def report_submitted(svc, view: dict, *, follow: bool, as_json: bool) -> None:
@@ -90,7 +123,7 @@ def report_submitted(svc, view: dict, *, follow: bool, as_json: bool) -> None:
     job_id = view["id"]
     if not follow:
         if as_json:
-            emit_json({"job_id": job_id, "state": view["state"], "model": None, "error": None})
+            emit_json(_summary(view))
         else:
             click.echo(job_id)
         return
@@ -98,7 +131,7 @@ def report_submitted(svc, view: dict, *, follow: bool, as_json: bool) -> None:
         click.echo(f"submitted {job_id}", err=True)
     final = follow_until_done(svc, job_id, quiet=as_json)
     if as_json:
-        emit_json({"job_id": job_id, "state": final["state"], "model": final.get("model"), "error": final["error"]})
+        emit_json(_summary(final))
     else:
         print_outcome(final)
     sys.exit(0 if final["state"] == "SUCCEEDED" else 1)

@@ -1,26 +1,39 @@
-"""The dispatcher: pops queued jobs that fit the free capacity and runs each in a JobRunner actor.
+"""The dispatcher: places queued jobs on the cluster and is the one writer of job state.
 
-It runs as a named, detached Ray actor (see dispatcher_client) with its loop in a thread. Everything
-it needs to carry on lives in SQL and Redis, so when Ray restarts it, it re-attaches to the runners
-still alive (they are named after their job) and re-queues the jobs whose runner is gone.
+It runs as a named, detached Ray actor (see dispatcher_client) with its loop in a thread. For each job
+it starts, it reserves a placement group (services/placement.py: one bundle per worker, PACK or
+SPREAD, named after the job), creates the job's JobRunner (named after the job, detached), calls
+``start()`` and waits on ``wait()``. Runners only report live numbers; the dispatcher records every
+state: STARTING when the group is placed, RUNNING once ``start()`` returned, and the terminal state from
+the runner's outcome, in SQL first and then in Redis.
 
-Scheduling (services/scheduling.py): queue order, backfill around jobs that do not fit, and a bound
-on how often a waiting job is passed over, so none starves.
+Everything it needs to carry on lives in SQL, Redis and Ray's named objects, so when Ray restarts it
+(or it is killed at any moment), it re-attaches to the runners still alive and calls ``start()`` again
+(idempotent: a dispatcher may die between creating a runner and starting it), registers results that
+were kept but not yet registered, and re-queues the jobs whose runner is gone.
+
+A trained result is written beside the job's artifacts before it is registered and registration is
+retried until the database takes it: a transient database error never throws a model away.
+
+Cancels are taken on SQL's word: a job stops when SQL says it is terminal; the Redis cancel set only
+says "look now". Scheduling policy (services/scheduling.py): queue order, per-node fit, backfill
+around jobs that do not fit, a bound on how often a waiting job is passed over.
 """
 from __future__ import annotations
 
-import json
+import inspect
 import logging
 import threading
 import time
 from dataclasses import dataclass, field
 
+from services import job_files, placement
 from services.backends import Backends
 from services.jobs import unsatisfiable
 from services.scheduling import Candidate, Capacity, pick
 from shared import keys
 from shared.config import Settings
-from shared.errors import InvalidTransition, KilnError, NotFound
+from shared.errors import InvalidTransition, KilnError, NotFound, Unavailable
 from shared.specs import JobSpec
 from shared.states import JobState
 
@@ -30,24 +43,43 @@ POLL_S = 0.2
 """Seconds between scheduling rounds."""
 HEARTBEAT_TTL_S = 15
 """The dispatcher heartbeat key expires after this many seconds without a refresh."""
-CLUSTER_REFRESH_S = 2.0
-"""Seconds between refreshes of the cluster's node list and capacity."""
-RESTORE_S = 5.0
-"""Seconds between checks that Redis still holds every live job (it may be wiped or restarted)."""
+CLUSTER_REFRESH_S = 1.0
+"""Seconds between refreshes of the cluster's nodes and their free resources."""
+SQL_CHECK_S = 2.0
+"""Seconds between checks of SQL's word on the running jobs (cancelled elsewhere, Redis wiped)."""
 MAX_BYPASS = 5
 """How many times a waiting job may be passed over by smaller jobs (backfill) before it blocks them."""
+REGISTER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
+"""Waits between tries to register a kept result (the last repeats until the database answers)."""
 RUNNER_PREFIX = "runner-"
 
 
 @dataclass
 class Running:
+    """A job with a runner: STARTING until ``start()`` returned, then RUNNING until ``wait()`` returns."""
+
     job_id: str
     user: str
-    cpus: float
-    gpus: float
+    spec: JobSpec
     runner: object
+    start_ref: object = None
     wait_ref: object = None
-    started: float = field(default_factory=time.time)
+    running: bool = False
+    since: float = field(default_factory=time.time)
+
+
+@dataclass
+class Unregistered:
+    """A trained result waiting for the database."""
+
+    result: dict
+    tries: int = 0
+    next_at: float = 0.0
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 class Dispatcher:
@@ -59,12 +91,13 @@ class Dispatcher:
         self.b = Backends(self.settings)
         self.poll_s = poll_s
         self.running: dict[str, Running] = {}
+        self.unregistered: dict[str, Unregistered] = {}
         self.bypassed: dict[str, int] = {}
+        self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
-        self.capacity = {"CPU": 0.0, "GPU": 0.0}
-        self.nodes: list[dict] = []
+        self.view = placement.ClusterView([], [])
         self._cluster_at = 0.0
-        self._restored_at = 0.0
+        self._sql_at = 0.0
         self._stop = threading.Event()
         self._ticks = 0
         self._thread = threading.Thread(target=self._loop, name="kiln-dispatcher", daemon=True)
@@ -75,11 +108,30 @@ class Dispatcher:
         return True
 
     def info(self) -> dict:
-        return {"running": sorted(self.running), "capacity": self.capacity, "ticks": self._ticks,
-                "queued": len(self.b.queue)}
+        return {"running": sorted(self.running), "unregistered": sorted(self.unregistered),
+                "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue)}
 
     def stop(self) -> None:
         self._stop.set()
+
+    def drain(self) -> list[str]:
+        """A planned stop: stop scheduling, stop every runner and put its job back in the queue without
+        counting an attempt (it resumes from its last checkpoint). Returns the re-queued job ids."""
+        self._stop.set()
+        self._thread.join(timeout=60)
+        requeued = []
+        for job_id, run in list(self.running.items()):
+            self._release(job_id, run.runner)
+            del self.running[job_id]
+            rec = self.b.db.jobs.requeue_without_attempt(job_id)
+            if rec is None:
+                continue
+            self.b.status.set_state(job_id, JobState.QUEUED, attempt=rec.attempt, message="re-queued by a planned stop")
+            self.b.status.log(job_id, f"planned stop: re-queued; attempt {rec.attempt} resumes from its last checkpoint",
+                              level="WARNING")
+            self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
+            requeued.append(job_id)
+        return requeued
 
     # -- the loop ---------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -87,7 +139,7 @@ class Dispatcher:
             try:
                 self._recover()
                 break
-            except Exception:  # Redis or SQL not reachable yet: try again
+            except Exception:  # Redis, SQL or Ray not reachable yet: try again
                 log.exception("recovery failed; retrying")
                 self._stop.wait(1.0)
         while not self._stop.is_set():
@@ -100,43 +152,54 @@ class Dispatcher:
     def tick(self) -> None:
         self._ticks += 1
         self.b.redis.set(keys.DISPATCHER_HEARTBEAT, f"{time.time():.3f}", ex=HEARTBEAT_TTL_S)
-        if time.time() - self._cluster_at > CLUSTER_REFRESH_S:
+        now = time.time()
+        if now - self._cluster_at > CLUSTER_REFRESH_S:
             self._refresh_cluster()
-        if time.time() - self._restored_at > RESTORE_S:
-            live = {rec.id for rec in self._restore_redis()}
-            for job_id in set(self.running) - live:  # terminal in SQL (a cancel whose Redis request was lost)
-                self.b.redis.sadd(keys.CANCEL_REQUESTS, job_id)
-        self._handle_cancels()
+        if self.b.redis.scard(keys.CANCEL_REQUESTS) or now - self._sql_at > SQL_CHECK_S:
+            self._check_sql()
+        self._register_kept()
         self._reap()
         self._schedule()
 
     def _refresh_cluster(self) -> None:
-        import ray  # noqa: PLC0415
+        import json  # noqa: PLC0415
 
-        nodes = [{"CPU": n["Resources"].get("CPU", 0.0), "GPU": n["Resources"].get("GPU", 0.0),
-                  "node_id": n["NodeID"]} for n in ray.nodes() if n.get("Alive")]
-        self.capacity = {"CPU": sum(n["CPU"] for n in nodes), "GPU": sum(n["GPU"] for n in nodes)}
-        self.nodes = nodes
-        self.b.redis.set(keys.CLUSTER_NODES, json.dumps(nodes), ex=HEARTBEAT_TTL_S * 4)
+        self.view = placement.cluster_view()
+        self.b.redis.set(keys.CLUSTER_NODES, json.dumps(self.view.nodes), ex=HEARTBEAT_TTL_S * 4)
         self._cluster_at = time.time()
 
     # -- recovery after a restart (or a Redis wipe) -----------------------------------------------
     def _recover(self) -> None:
-        """On (re)start: rebuild Redis from SQL and re-attach to the runners still alive."""
+        """On (re)start: rebuild Redis from SQL, register kept results, re-attach to the runners still
+        alive (calling ``start()`` again: the last dispatcher may have died before it did)."""
         import ray  # noqa: PLC0415
 
         for rec in self._restore_redis():
-            if JobState(rec.state) == JobState.QUEUED:
+            state = JobState(rec.state)
+            if state == JobState.QUEUED:
+                placement.remove(rec.id)  # a group reserved just before the last dispatcher died
                 continue
-            # STARTING or RUNNING: is its runner still alive?
+            spec = JobSpec.model_validate_json(rec.spec_json)
+            kept = job_files.load_result(self.b.artifacts, rec.id)
             try:
                 runner = ray.get_actor(RUNNER_PREFIX + rec.id, namespace=self.settings.namespace)
-                spec = JobSpec.model_validate_json(rec.spec_json)
-                self.running[rec.id] = Running(rec.id, rec.user, spec.resources.total_cpus,
-                                               spec.resources.total_gpus, runner)
-                self.b.status.log(rec.id, "dispatcher restarted; re-attached to the running job")
             except ValueError:
-                self._retry_or_fail(rec.id, "the job's runner was lost (dispatcher or node restart)")
+                runner = None
+            if kept is not None:  # trained, but not registered before the last dispatcher died
+                self._release(rec.id, runner)
+                self.unregistered[rec.id] = Unregistered(kept)
+                continue
+            if runner is None:
+                if state == JobState.STARTING:  # the last dispatcher died before the runner was started
+                    self._requeue_same_attempt(rec.id, "the dispatcher restarted before the job's runner started")
+                else:
+                    self._retry_or_fail(rec.id, "the job's runner was lost (dispatcher or node restart)")
+                continue
+            run = Running(rec.id, rec.user, spec, runner, start_ref=runner.start.remote(),
+                          running=state == JobState.RUNNING,
+                          since=rec.started_at.timestamp() if rec.started_at else time.time())
+            self.running[rec.id] = run
+            self.b.status.log(rec.id, "dispatcher restarted; re-attached to the job's runner")
 
     def _restore_redis(self) -> list:
         """Recreate the live hash of every non-terminal job that lost it, and put QUEUED jobs that are
@@ -149,65 +212,119 @@ class Dispatcher:
                 status.create(rec.id, {"name": rec.name, "kind": rec.kind, "user": rec.user, "state": state.value,
                                        "attempt": rec.attempt, "priority": rec.priority,
                                        "submitted_at": rec.submitted_at.timestamp()})
-            if state == JobState.QUEUED and rec.id not in queue:
+            if state == JobState.QUEUED and rec.id not in queue and rec.id not in self.running:
                 queue.push(rec.id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
-        self._restored_at = time.time()
+        self._sql_at = time.time()
         return records
 
-    # -- cancellation -----------------------------------------------------------------------------
-    def _handle_cancels(self) -> None:
-        import ray  # noqa: PLC0415
-
+    # -- SQL's word: cancels, and jobs ended elsewhere ---------------------------------------------
+    def _check_sql(self) -> None:
+        """Stop the runner of every job SQL says is terminal (a user cancel); ignore Redis cancel requests
+        that SQL does not confirm (anyone who can write to Redis could send one)."""
+        live = {rec.id: rec for rec in self._restore_redis()}
+        for job_id in list(self.running):
+            if job_id not in live:
+                run = self.running.pop(job_id)
+                self._release(job_id, run.runner)
+                self._end_in_redis(job_id)
+                self.b.status.log(job_id, "workers stopped and released")
+        for job_id in list(self.unregistered):
+            if job_id not in live:  # cancelled while its result waited for the database
+                self.unregistered.pop(job_id)
+                job_files.remove_scratch(self.b.artifacts, job_id)
         for raw in self.b.redis.smembers(keys.CANCEL_REQUESTS):
             job_id = raw.decode()
-            run = self.running.pop(job_id, None)
-            if run is not None:
-                try:
-                    ray.kill(run.runner, no_restart=True)
-                except Exception:
-                    pass
-                self.b.status.log(job_id, "workers stopped and released")
+            if job_id in live:
+                self.b.status.log(job_id, f"ignored a cancel request that the database does not confirm (the job "
+                                          f"is {live[job_id].state.value} there); use `kiln cancel`", level="WARNING")
             self.b.redis.srem(keys.CANCEL_REQUESTS, job_id)
 
-    # -- finished runners -------------------------------------------------------------------------
+    def _end_in_redis(self, job_id: str) -> None:
+        """Copy a job's terminal state from SQL into its live hash."""
+        try:
+            rec = self.b.db.jobs.get(job_id)
+            self.b.status.set_state(job_id, rec.state, error=rec.error or "")
+        except (InvalidTransition, NotFound):
+            pass
+
+    def _release(self, job_id: str, runner) -> None:
+        """Kill the job's runner (its workers die with it) and remove its placement group."""
+        import ray  # noqa: PLC0415
+
+        if runner is not None:
+            try:
+                ray.kill(runner, no_restart=True)
+            except Exception:  # noqa: BLE001 - already dead
+                pass
+        placement.remove(job_id)
+
+    # -- running jobs -----------------------------------------------------------------------------
     def _reap(self) -> None:
         import ray  # noqa: PLC0415
 
         for job_id, run in list(self.running.items()):
             if run.wait_ref is None:
                 run.wait_ref = run.runner.wait.remote()
-            ready, _ = ray.wait([run.wait_ref], timeout=0)
-            if not ready:
-                self._mirror_running(job_id)
+            if not run.running and run.start_ref is not None and ray.wait([run.start_ref], timeout=0)[0]:
+                self._mark_running(run)
+            if not ray.wait([run.wait_ref], timeout=0)[0]:
+                self._check_timeout(run)
                 continue
             del self.running[job_id]
             try:
                 outcome = ray.get(run.wait_ref)
             except Exception as e:  # the runner actor died: worker, node or process failure
                 outcome = {"ok": False, "retryable": True, "error": f"runner lost: {type(e).__name__}"}
-            try:
-                ray.kill(run.runner, no_restart=True)
-            except Exception:
-                pass
             if outcome.get("ok"):
-                self._succeed(job_id, outcome["result"])
-            elif outcome.get("retryable"):
-                self._retry_or_fail(job_id, outcome["error"])
+                job_files.save_result(self.b.artifacts, job_id, outcome["result"])  # kept before anything else
+                self._release(job_id, run.runner)
+                self.b.status.log(job_id, "training finished; registering the model")
+                self.unregistered[job_id] = Unregistered(outcome["result"])
+                self._register(job_id)
             else:
-                self._fail(job_id, outcome["error"])
+                self._release(job_id, run.runner)
+                if outcome.get("retryable"):
+                    self._retry_or_fail(job_id, outcome["error"])
+                else:
+                    self._fail(job_id, outcome["error"])
 
-    def _mirror_running(self, job_id: str) -> None:
-        """Copy the runner's RUNNING (set in Redis) into SQL, which stamps started_at."""
-        live = self.b.status.get(job_id) or {}
-        if live.get("state") == JobState.RUNNING.value:
-            rec = self.b.db.jobs.get(job_id)
-            if rec.state == JobState.STARTING:
-                try:
-                    self.b.db.jobs.transition(job_id, JobState.RUNNING)
-                except InvalidTransition:
-                    pass
+    def _mark_running(self, run: Running) -> None:
+        """STARTING -> RUNNING, once the runner's ``start()`` returned (SQL stamps started_at)."""
+        import ray  # noqa: PLC0415
 
-    def _succeed(self, job_id: str, result: dict) -> None:
+        run.running = True
+        try:
+            ray.get(run.start_ref, timeout=0)
+        except Exception:  # noqa: BLE001 - the runner died before starting: its wait() says so
+            return
+        run.since = time.time()
+        try:
+            self.b.db.jobs.transition(run.job_id, JobState.RUNNING)
+            self.b.status.set_state(run.job_id, JobState.RUNNING, message="running")
+        except InvalidTransition:
+            pass  # cancelled meanwhile: the SQL check stops it
+
+    def _check_timeout(self, run: Running) -> None:
+        limit = run.spec.timeout_s
+        if limit is None or time.time() - run.since <= limit:
+            return
+        del self.running[run.job_id]
+        self._release(run.job_id, run.runner)
+        self._fail(run.job_id, f"timed out after {_duration(limit)} (--timeout)")
+
+    # -- results ----------------------------------------------------------------------------------
+    def _register_kept(self) -> None:
+        now = time.time()
+        for job_id, kept in list(self.unregistered.items()):
+            if now >= kept.next_at:
+                self._register(job_id)
+
+    def _register(self, job_id: str) -> None:
+        """Register a kept result and mark the job SUCCEEDED in one transaction. A database that cannot
+        be reached or stays locked leaves the result kept for the next try; a result the registry refuses
+        fails the job; a job cancelled meanwhile registers nothing."""
+        kept = self.unregistered[job_id]
+        result = kept.result
         db = self.b.db
         try:
             with db.session() as s:
@@ -216,29 +333,53 @@ class Dispatcher:
                     db.jobs.transition(job_id, JobState.RUNNING, session=s)
                 mv = db.models.register_version(
                     name=rec.name, kind=rec.kind, params=result["params"], metrics=result["metrics"],
-                    artifacts=result["artifacts"], lineage=result["lineage"], job_id=job_id, session=s)
+                    artifacts=result["artifacts"], lineage=result["lineage"], job_id=job_id, session=s,
+                    **_history_arg(db.models, result))
                 model = {"name": mv.name, "version": mv.version}
                 db.jobs.transition(job_id, JobState.SUCCEEDED, metrics=result["metrics"],
                                    result={"model": model, "artifacts": result["artifacts"]}, session=s)
         except InvalidTransition as e:  # cancelled while finishing: nothing is registered
+            self.unregistered.pop(job_id, None)
+            job_files.remove_scratch(self.b.artifacts, job_id)
             self.b.status.log(job_id, f"finished but not registered: {e}", level="WARNING")
             return
-        except KilnError as e:  # the result could not be registered (e.g. a bad metric): fail the job
+        except NotFound:
+            self.unregistered.pop(job_id, None)
+            return
+        except (Unavailable, OSError) as e:
+            self._later(job_id, kept, e)
+            return
+        except KilnError as e:  # the registry refused the result (e.g. a bad metric): fail the job
+            self.unregistered.pop(job_id, None)
             self._fail(job_id, f"could not register the model: {e}")
             return
+        except Exception as e:  # noqa: BLE001 - any other database error is taken as transient
+            self._later(job_id, kept, e)
+            return
+        self.unregistered.pop(job_id, None)
+        job_files.remove_scratch(self.b.artifacts, job_id)
         ref = f"{model['name']}:{model['version']}"
         self.b.status.set_state(job_id, JobState.SUCCEEDED, progress=1.0, model=ref, metrics=result["metrics"],
-                                eta_s=0, message=f"registered {ref}")
+                                eta_s=0, message=f"registered {ref}", reason="")
         self.b.status.log(job_id, f"registered model {model['name']} version {model['version']}")
-        log.info("job %s succeeded: %s:%s", job_id, model["name"], model["version"])
+        log.info("job %s succeeded: %s", job_id, ref)
 
+    def _later(self, job_id: str, kept: Unregistered, e: BaseException) -> None:
+        wait = REGISTER_BACKOFF_S[min(kept.tries, len(REGISTER_BACKOFF_S) - 1)]
+        kept.tries += 1
+        kept.next_at = time.time() + wait
+        self.b.status.log(job_id, f"could not register the model yet ({_one_line(e)}); the result is kept, "
+                                  f"retrying in {wait:g} s (try {kept.tries})", level="WARNING")
+
+    # -- ending attempts --------------------------------------------------------------------------
     def _fail(self, job_id: str, error: str) -> None:
         try:
             self.b.db.jobs.transition(job_id, JobState.FAILED, error=error)
         except InvalidTransition:
             return
+        job_files.remove_scratch(self.b.artifacts, job_id)
         try:
-            self.b.status.set_state(job_id, JobState.FAILED, error=error, message="failed")
+            self.b.status.set_state(job_id, JobState.FAILED, error=error, message="failed", reason="")
         except InvalidTransition:
             pass
         self.b.status.log(job_id, f"failed: {error}", level="ERROR")
@@ -258,12 +399,15 @@ class Dispatcher:
                    level="WARNING")
         self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
 
-    # -- placing queued jobs ----------------------------------------------------------------------
-    def _free(self) -> tuple[float, float]:
-        used_cpu = sum(r.cpus for r in self.running.values())
-        used_gpu = sum(r.gpus for r in self.running.values())
-        return self.capacity["CPU"] - used_cpu, self.capacity["GPU"] - used_gpu
+    def _requeue_same_attempt(self, job_id: str, why: str) -> None:
+        rec = self.b.db.jobs.requeue_without_attempt(job_id)
+        if rec is None:
+            return
+        self.b.status.set_state(job_id, JobState.QUEUED, attempt=rec.attempt, message=why)
+        self.b.status.log(job_id, f"{why}; re-queued (attempt {rec.attempt} not counted)", level="WARNING")
+        self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
 
+    # -- placing queued jobs ----------------------------------------------------------------------
     def _queued(self, job_id: str) -> tuple[str, JobSpec] | None:
         """(user, spec) of a queued job, cached (a spec never changes); None if it is not QUEUED in SQL."""
         if job_id not in self._specs:
@@ -287,45 +431,103 @@ class Dispatcher:
                 queue.remove(job_id)
                 continue
             user, spec = found
-            problem = unsatisfiable(spec, self.nodes)
+            problem = unsatisfiable(spec, self.view.nodes)
             if problem:
                 queue.remove(job_id)
                 self._fail(job_id, problem)
                 continue
-            candidates.append(Candidate(job_id, user, spec.resources.total_cpus, spec.resources.total_gpus))
+            r = spec.resources
+            candidates.append(Candidate(job_id, user, r.workers, r.cpus_per_worker, r.gpus_per_worker,
+                                        r.placement.upper()))
         if not candidates:
             return
-        free_cpu, free_gpu = self._free()
         by_user: dict[str, int] = {}
         for r in self.running.values():
             by_user[r.user] = by_user.get(r.user, 0) + 1
-        chosen = pick(candidates, Capacity(free_cpu, free_gpu, len(self.running), by_user),
-                      bypassed=self.bypassed, max_bypass=MAX_BYPASS, max_running=s.max_running_jobs,
-                      max_per_user=s.max_running_per_user)
-        for job_id in chosen:
+        chosen, reasons = pick(candidates, Capacity(self.view.free, len(self.running), by_user),
+                               bypassed=self.bypassed, max_bypass=MAX_BYPASS, max_running=s.max_running_jobs,
+                               max_per_user=s.max_running_per_user)
+        for job_id, _where in chosen:
             user, spec = self._specs.pop(job_id)
-            self._start(job_id, spec)
+            if not self._start(job_id, user, spec):
+                reasons[job_id] = ("waiting for Ray to place its workers (the free resources seen a moment ago "
+                                   "were taken)")
+        self._show_reasons(reasons)
 
-    def _start(self, job_id: str, spec: JobSpec) -> None:
+    def _show_reasons(self, reasons: dict[str, str]) -> None:
+        """Write why each queued job waits into its live hash (only when it changed)."""
+        for job_id, why in reasons.items():
+            if self.reasons.get(job_id) != why:
+                self.b.status.report(job_id, heartbeat=False, reason=why, message=why)
+                self.reasons[job_id] = why
+        for job_id in set(self.reasons) - set(reasons):
+            del self.reasons[job_id]
+
+    def _start(self, job_id: str, user: str, spec: JobSpec) -> bool:
+        """Reserve the job's placement group, then (job still queued) claim it, record STARTING, create
+        its runner and start it. False if Ray did not place the group (the job stays QUEUED)."""
         import ray  # noqa: PLC0415
 
+        from workers.contract import ScalingConfig  # noqa: PLC0415
         from workers.runner import JobRunner  # noqa: PLC0415
 
+        scaling = ScalingConfig.from_resources(spec.resources, backend="-")
+        pg = placement.reserve(job_id, scaling.bundles(), scaling.placement_strategy)
+        if pg is None:
+            self._cluster_at = 0.0  # the view was stale: refresh it next round
+            return False
         if not self.b.queue.claim(job_id):
-            return  # cancelled or taken meanwhile
+            placement.remove(job_id)
+            return True  # cancelled or taken meanwhile
         try:
             rec = self.b.db.jobs.transition(job_id, JobState.STARTING)
         except InvalidTransition:
-            return
-        self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="")
-        self.b.status.log(job_id, f"attempt {rec.attempt}: starting {spec.resources.workers} worker(s)")
+            placement.remove(job_id)
+            return True
+        self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="", reason="",
+                                placement=placement.placement_of(pg))
+        self.b.status.log(job_id, f"attempt {rec.attempt}: {spec.resources.workers} worker(s) placed "
+                                  f"({scaling.placement_strategy}); starting")
         try:
+            _wait_name_free(RUNNER_PREFIX + job_id, self.settings.namespace)
             runner = ray.remote(JobRunner).options(
                 name=RUNNER_PREFIX + job_id, namespace=self.settings.namespace, lifetime="detached",
                 num_cpus=0, max_concurrency=4, max_restarts=0,
-            ).remote(job_id, rec.spec_json, self.settings.to_dict(), rec.attempt)
-            runner.start.remote()
-        except Exception as e:
-            self._retry_or_fail(job_id, f"could not start the runner: {e}")
+            ).remote(job_id, rec.spec_json, self.settings.to_dict(), rec.attempt, placement.pg_name(job_id))
+            start_ref = runner.start.remote()
+        except Exception as e:  # noqa: BLE001
+            placement.remove(job_id)
+            self._retry_or_fail(job_id, f"could not start the runner: {_one_line(e)}")
+            return True
+        self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
+        return True
+
+
+def _wait_name_free(name: str, namespace: str, timeout_s: float = 10.0) -> None:
+    """Wait until no actor holds ``name`` (an earlier attempt's runner, killed, releases it when dead)."""
+    import ray  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            old = ray.get_actor(name, namespace=namespace)
+        except ValueError:
             return
-        self.running[job_id] = Running(job_id, rec.user, spec.resources.total_cpus, spec.resources.total_gpus, runner)
+        ray.kill(old, no_restart=True)
+        time.sleep(0.1)
+
+
+def _history_arg(registry, result: dict) -> dict:
+    """``history=`` for register_version when the registry takes it (per-epoch metrics)."""
+    try:
+        accepts = "history" in inspect.signature(registry.register_version).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"history": result.get("history") or []} if accepts and "history" in result else {}
+
+
+def _duration(seconds: float) -> str:
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

@@ -32,7 +32,8 @@ def _iso(ts: float | datetime | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
-LIVE_FIELDS = ("progress", "throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs", "heartbeat", "message")
+LIVE_FIELDS = ("throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs", "message", "reason")
+"""Fields of the live hash that the job view shows as they are (numbers as numbers, text as text)."""
 
 
 class JobService:
@@ -175,72 +176,79 @@ class JobService:
                 return view
             time.sleep(poll_s)
 
+    def collect_garbage(self, *, dry_run: bool = False) -> dict:
+        """Remove what finished jobs left in the artifact store (see services.job_files.collect_garbage)."""
+        from services.job_files import collect_garbage  # noqa: PLC0415
+
+        return collect_garbage(self.b.artifacts, self.b.db, dry_run=dry_run)
 
 
-def validate_offline(data: dict, *, user: str) -> JobSpec:
+def validate_offline(data: dict, *, user: str, flags: bool = False) -> JobSpec:
     """The checks that need no running service: the spec itself, its files, and (for small corpora)
-    whether any word reaches min_count."""
+    whether any word reaches min_count. ``user`` is who submits (a spec cannot name someone else);
+    ``flags``: messages name the CLI flags (the spec was built from them)."""
     from shared.specs import build_spec  # noqa: PLC0415
     from workers.word2vec.precheck import check_eval_files, check_min_count  # noqa: PLC0415
 
-    spec = build_spec({"user": user, **data})
+    if "user" in data:
+        raise InvalidParameter("user: a spec cannot name its submitter (kiln records who runs the command)")
+    spec = build_spec({**data, "user": user}, flags=flags)
     check_eval_files(spec.params)
     check_min_count(spec.params)
     return spec
 
 
 def unsatisfiable(spec: JobSpec, nodes: list[dict]) -> str | None:
-    """Why no cluster of ``nodes`` (each {"CPU": n, "GPU": n}) could hold ``spec``, or None if one could."""
+    """Why no cluster of ``nodes`` (each {"CPU", "GPU", "memory_gb"} in total) could ever hold ``spec``'s
+    workers, naming what was asked and what the cluster has; None if it could (or no nodes are known)."""
+    from services.scheduling import Candidate, place  # noqa: PLC0415
+
     r = spec.resources
     if not nodes:
         return None
-    fits_one = [n for n in nodes if n.get("CPU", 0) >= r.cpus_per_worker and n.get("GPU", 0) >= r.gpus_per_worker]
-    if not fits_one:
-        best_cpu = max(n.get("CPU", 0) for n in nodes)
-        best_gpu = max(n.get("GPU", 0) for n in nodes)
-        return (f"resources: no node has {r.cpus_per_worker:g} CPUs and {r.gpus_per_worker:g} GPUs for one worker "
-                f"(largest node: {best_cpu:g} CPUs, {best_gpu:g} GPUs)")
-    # Workers pack onto nodes: count how many fit across the cluster.
-    slots = 0
-    for n in nodes:
-        by_cpu = int(n.get("CPU", 0) // r.cpus_per_worker)
-        by_gpu = int(n.get("GPU", 0) // r.gpus_per_worker) if r.gpus_per_worker else by_cpu
-        slots += min(by_cpu, by_gpu)
-    if slots < r.workers:
-        return (f"resources: the cluster can hold {slots} workers of {r.cpus_per_worker:g} CPUs"
-                f"{f' and {r.gpus_per_worker:g} GPUs' if r.gpus_per_worker else ''}, not {r.workers}")
-    return None
+    c = Candidate("-", "-", r.workers, r.cpus_per_worker, r.gpus_per_worker, r.placement.upper())
+    if place(c, [{"CPU": n.get("CPU", 0.0), "GPU": n.get("GPU", 0.0)} for n in nodes]) is not None:
+        return None
+    gpu = f" + {r.gpus_per_worker:g} GPU" if r.gpus_per_worker else ""
+    has = "; ".join(f"{n.get('CPU', 0):g} CPU, {n.get('GPU', 0):g} GPU, {n.get('memory_gb', 0):g} GB memory"
+                    for n in nodes)
+    return (f"resources: asked for {r.workers} worker(s) x {r.cpus_per_worker:g} CPU{gpu}, which no node of the "
+            f"cluster could ever hold; it has {len(nodes)} node(s): {has}")
 
 
 def job_view(rec, live: dict | None) -> dict:
-    """The job object that `kiln status --json` prints."""
+    """The job object every command prints (``kiln status --json``; ``kiln jobs --json`` lists them).
+
+    State, times, attempt, error, metrics and model come from SQL (the dispatcher alone writes them);
+    progress and the live numbers from Redis. Times are ISO 8601, numbers are numbers, ``model`` is
+    {"name", "version"} or null, ``placement`` a list of {"worker", "node_id", ...} or null, ``live``
+    the trainer's other numbers (e.g. val_accuracy), ``reason`` why a queued job waits."""
     live = live or {}
     state = rec.state.value if hasattr(rec.state, "value") else rec.state
-    # SQL is the source of truth for state; a live RUNNING beats a stale STARTING in SQL.
-    if live.get("state") == JobState.RUNNING.value and state == JobState.STARTING.value:
-        state = JobState.RUNNING.value
-    progress = live.get("progress")
-    if state == JobState.SUCCEEDED.value:
-        progress = 1.0
+    progress = 1.0 if state == JobState.SUCCEEDED.value else float(live.get("progress") or 0.0)
     result = rec.result or {}
-    model = result.get("model")
     view = {
         "id": rec.id,
         "name": rec.name,
         "kind": rec.kind,
         "user": rec.user,
         "state": state,
-        "progress": float(progress or 0.0),
+        "progress": progress,
         "attempt": rec.attempt,
         "priority": rec.priority,
         "submitted_at": _iso(rec.submitted_at),
         "started_at": _iso(rec.started_at),
         "finished_at": _iso(rec.finished_at),
+        "heartbeat": _iso(live.get("heartbeat")),
         "error": rec.error,
         "metrics": rec.metrics or {},
-        "model": model,
+        "model": result.get("model"),
+        "placement": live.get("placement"),
+        "live": live.get("live") or {},
+        "queue_position": None,
     }
     for f in LIVE_FIELDS:
-        if f != "progress":
-            view[f] = live.get(f)
+        view[f] = live.get(f)
+    if state != JobState.QUEUED.value:
+        view["reason"] = None
     return view

@@ -16,6 +16,10 @@ from shared.states import JobState, check_transition
 
 LOG_MAXLEN = 10_000
 """Approximate number of log lines kept per job."""
+SERIES_MAXLEN = 5_000
+"""Approximate number of progress points (the loss and throughput curves) kept per job."""
+SERIES_FIELDS = ("progress", "loss", "throughput", "epoch")
+"""What a progress point records; a report with loss or throughput adds one."""
 
 _FLOATS = {"progress", "throughput", "loss", "eta_s", "heartbeat", "updated_at", "submitted_at"}
 _INTS = {"attempt", "priority", "epoch", "epochs"}
@@ -87,20 +91,26 @@ class StatusStore:
                 except redis.WatchError:
                     continue
 
-    def report(self, job_id: str, **fields) -> None:
-        """Update progress fields (progress, throughput, throughput_unit, loss, eta_s, epoch...) and the heartbeat.
+    def report(self, job_id: str, *, heartbeat: bool = True, **fields) -> None:
+        """Update progress fields (progress, throughput, throughput_unit, loss, eta_s, epoch...) and the
+        heartbeat (``heartbeat=False``: the dispatcher's notes, such as why a job waits, are no sign of life).
 
         Does nothing if the job's hash is gone or the job is already terminal, so a late report
         from a worker can never resurrect a finished job.
         """
         key = keys.job(job_id)
         now = time.time()
-        mapping = {k: _encode(v) for k, v in {**fields, "heartbeat": now, "updated_at": now}.items()}
+        stamps = {"heartbeat": now, "updated_at": now} if heartbeat else {"updated_at": now}
+        mapping = {k: _encode(v) for k, v in {**fields, **stamps}.items()}
         # One round trip: update only if the hash exists and is not terminal.
-        self.redis.eval(_REPORT_LUA, 1, key, *[x for kv in mapping.items() for x in kv])
+        updated = self.redis.eval(_REPORT_LUA, 1, key, *[x for kv in mapping.items() for x in kv])
+        if updated and (fields.get("loss") is not None or fields.get("throughput") is not None):
+            point = {k: _encode(fields[k]) for k in SERIES_FIELDS if fields.get(k) is not None}
+            self.redis.xadd(keys.series(job_id), {"t": f"{now:.3f}", **point}, maxlen=SERIES_MAXLEN,
+                            approximate=True)
 
     def delete(self, job_id: str, *, pipeline=None) -> None:
-        (pipeline or self.redis).delete(keys.job(job_id), keys.log(job_id))
+        (pipeline or self.redis).delete(keys.job(job_id), keys.log(job_id), keys.series(job_id))
 
     # -- the log stream -------------------------------------------------------------------------
     def log(self, job_id: str, message: str, *, level: str = "INFO", pipeline=None) -> None:
@@ -118,6 +128,14 @@ class StatusStore:
         else:
             entries = self.redis.xrange(keys.log(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
         return [(eid.decode(), {k.decode(): v.decode() for k, v in fields.items()}) for eid, fields in entries]
+
+    # -- the progress series (curves) ------------------------------------------------------------
+    def read_series(self, job_id: str, after: str = "0-0", *, count: int | None = None) -> list[tuple[str, dict]]:
+        """Progress points after stream id ``after``: (id, {"t", "progress", "loss", "throughput", "epoch"}),
+        numbers typed; a field the report did not carry is absent."""
+        entries = self.redis.xrange(keys.series(job_id), min=f"({after}" if after != "0-0" else "-", count=count)
+        return [(eid.decode(), {k.decode(): float(v) for k, v in fields.items() if v})
+                for eid, fields in entries]
 
 
 _TERMINAL_STATES = " ".join(s.value for s in JobState if s.is_terminal())

@@ -76,9 +76,41 @@ def test_bad_name_and_resources(small_corpus):
 def test_unsatisfiable_resources(small_corpus):
     from services.jobs import unsatisfiable
 
+    nodes = [{"CPU": 2, "GPU": 0, "memory_gb": 3.5}, {"CPU": 1, "GPU": 0, "memory_gb": 3.5}]
     s = build_spec({**spec([small_corpus]), "resources": {"workers": 2, "cpus_per_worker": 4}})
-    assert "no node has 4 CPUs" in unsatisfiable(s, [{"CPU": 2, "GPU": 0}, {"CPU": 1, "GPU": 0}])
+    why = unsatisfiable(s, nodes)
+    assert "asked for 2 worker(s) x 4 CPU" in why and "2 CPU, 0 GPU, 3.5 GB memory; 1 CPU" in why
     s = build_spec({**spec([small_corpus]), "resources": {"workers": 4, "cpus_per_worker": 1}})
-    assert "can hold 3 workers" in unsatisfiable(s, [{"CPU": 2, "GPU": 0}, {"CPU": 1, "GPU": 0}])
-    s = build_spec({**spec([small_corpus]), "resources": {"workers": 3, "cpus_per_worker": 1}})
-    assert unsatisfiable(s, [{"CPU": 2, "GPU": 0}, {"CPU": 1, "GPU": 0}]) is None
+    assert "asked for 4 worker(s)" in unsatisfiable(s, nodes)
+    s = build_spec({**spec([small_corpus]), "resources": {"workers": 1, "cpus_per_worker": 1, "gpus_per_worker": 1}})
+    assert "+ 1 GPU" in unsatisfiable(s, nodes)
+    for placement in ("pack", "spread"):
+        s = build_spec({**spec([small_corpus]), "resources": {"workers": 3, "cpus_per_worker": 1,
+                                                               "placement": placement}})
+        assert unsatisfiable(s, nodes) is None
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"params": {"min_count": 0}}, "--min-count must be at least 1 (got 0)"),
+    ({"params": {"lr": float("nan")}}, "--lr must be a finite number"),
+    ({"params": {"max_vocab_size": 0}}, "--max-vocab must be at least 1"),
+    ({"params": {"cbow_mean": "maybe"}}, "--cbow-mean must be true or false"),
+    ({"resources": {"placement": "everywhere"}}, "--placement must be one of 'pack' or 'spread'"),
+    ({"timeout_s": 0}, "--timeout must be greater than 0"),
+    ({"checkpoint_interval_s": -1}, "--checkpoint-interval must be greater than 0"),
+])
+def test_messages_name_the_flag(small_corpus, data, message):
+    d = spec([small_corpus])
+    d["params"].update(data.pop("params", {}))
+    with pytest.raises(InvalidParameter) as e:
+        build_spec({**d, **data}, flags=True)
+    assert str(e.value).startswith(message), str(e.value)
+    # from a spec file the same problem names the key
+    with pytest.raises(InvalidParameter) as e:
+        build_spec({**d, **data})
+    assert not str(e.value).startswith("--")
+
+
+def test_a_name_with_a_trailing_newline_is_refused(small_corpus):
+    with pytest.raises(InvalidParameter, match="name"):
+        build_spec({**spec([small_corpus]), "name": "model\n"})
