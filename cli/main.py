@@ -13,7 +13,9 @@ from cli.jobs import cancel, gc, jobs, logs, retry, status, watch
 from cli.models import models
 from cli.query import analogy, eval_cmd, similar
 from cli.stack import db, doctor, down, up
+from cli.serve import serve
 from cli.submit import submit
+from cli.tokens import tokens
 from shared.errors import KilnError
 
 
@@ -24,7 +26,7 @@ def kiln() -> None:
 
 
 for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, gc, models, similar, analogy,
-                eval_cmd):
+                eval_cmd, serve, tokens):
     kiln.add_command(command)
 
 

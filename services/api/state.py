@@ -1,0 +1,34 @@
+"""What every request handler shares: the settings, one set of backends, the token store, and services
+bound to the caller (a job submitted through the API belongs to the token's user)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable
+
+from services.backends import Backends
+from shared.config import Settings
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    backends: Backends
+    tokens: object  # services.tokens.TokenService
+    is_open: Callable[[], bool]
+
+    def backends_for(self, user: str) -> Backends:
+        """The shared connections, with ``settings.user`` set to ``user`` (who the services act for)."""
+        b = copy.copy(self.backends)  # shares the cached Redis client, database engine and stores
+        b.settings = self.settings.with_(user=user)
+        return b
+
+    def job_service(self, user: str):
+        from services.jobs import JobService  # noqa: PLC0415
+
+        return JobService(self.backends_for(user))
+
+    def model_service(self):
+        from services.models import ModelService  # noqa: PLC0415
+
+        return ModelService(self.backends)
