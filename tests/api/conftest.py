@@ -1,0 +1,134 @@
+"""A real `kiln serve` process on loopback over real Redis and SQLite, with real tokens."""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+import requests
+
+from shared.config import Settings
+
+KILN = str(Path(sys.executable).with_name("kiln"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_env(settings: Settings) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))}
+    env.update(KILN_HOME=str(settings.kiln_home), KILN_REDIS_URL=settings.redis_url, KILN_DB_URL=settings.db_url,
+               KILN_ARTIFACTS=settings.artifacts, KILN_NAMESPACE=settings.namespace, KILN_USER=settings.user,
+               RAY_ADDRESS=settings.ray_address or "127.0.0.1:1")
+    return env
+
+
+@dataclass
+class Server:
+    url: str
+    settings: Settings
+    proc: subprocess.Popen
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def get(self, path: str, token: str | None = None, **kw) -> requests.Response:
+        return requests.get(self.url + path, headers=_auth(token), timeout=30, **kw)
+
+    def post(self, path: str, token: str | None = None, **kw) -> requests.Response:
+        headers = {**_auth(token), **kw.pop("headers", {})}
+        return requests.post(self.url + path, headers=headers, timeout=30, **kw)
+
+    def delete(self, path: str, token: str | None = None, **kw) -> requests.Response:
+        return requests.delete(self.url + path, headers=_auth(token), timeout=30, **kw)
+
+
+def _auth(token: str | None) -> dict:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@contextmanager
+def running_server(settings: Settings, *, host: str = "127.0.0.1"):
+    """`kiln serve` for ``settings`` on a free port; waits until it answers, stops it afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([KILN, "serve", "--host", host, "--port", str(port)], env=server_env(settings),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kiln serve exited {proc.returncode}: {proc.stdout.read()}")
+        try:
+            requests.get(url + "/api/openapi.json", timeout=2)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise
+            time.sleep(0.1)
+    try:
+        yield Server(url, settings, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def make_settings(home: Path, redis_url: str, *, user: str = "tester", ray_address: str | None = None) -> Settings:
+    return Settings(kiln_home=home, redis_url=redis_url, db_url=f"sqlite:///{home / 'registry.db'}",
+                    artifacts=str(home / "artifacts"), ray_address=ray_address, user=user,
+                    namespace="kiln-test-" + secrets.token_hex(3))
+
+
+def create_tokens(settings: Settings, **users: bool) -> dict[str, str]:
+    """A token per user (``name=is_admin``), created through the token service."""
+    from services.registry import Database
+    from services.tokens import TokenService
+
+    with Database(settings.db_url) as db:
+        svc = TokenService(db)
+        return {user: svc.create(user, admin=admin)[0] for user, admin in users.items()}
+
+
+def register_word2vec(settings: Settings, name: str = "vecs", words: int = 60, dim: int = 8) -> str:
+    """A small word2vec version in the registry with real files (topic words near each other)."""
+    from services.registry import Database
+    from shared.artifacts import ArtifactStore
+    from workers.word2vec.model import Word2VecModel
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, dim))
+    vocab = [f"{t}{i}" for i in range(words // 3) for t in ("cat", "car", "sun")]
+    vectors = np.stack([centres[("cat", "car", "sun").index(w[:3])] + 0.05 * rng.normal(size=dim) for w in vocab])
+    paths = Word2VecModel(vocab, vectors).save(Path(settings.artifacts) / "models" / secrets.token_hex(4))
+    with Database(settings.db_url) as db:
+        mv = db.models.register_version(name=name, kind="word2vec", params={"dim": dim}, metrics={"vocab_size": len(vocab)},
+                                        artifacts={k: ArtifactStore.uri(p) for k, p in paths.items()},
+                                        lineage={"kiln_version": "test"})
+    return f"{mv.name}:{mv.version}"
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory, redis_url):
+    """One server for a test module: tokens for alice and bob (users) and root (admin)."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    settings = make_settings(tmp_path_factory.mktemp("api") / "kiln-home", redis_url)
+    tokens = create_tokens(settings, alice=False, bob=False, root=True)
+    with running_server(settings) as server:
+        server.tokens = tokens
+        yield server
+    client.flushdb()
