@@ -21,7 +21,7 @@ def _print_neighbours(pairs, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("model", metavar="MODEL[:VERSION]")
+@click.argument("model", metavar="NAME[:VERSION|@ALIAS]")
 @click.argument("word")
 @click.option("--top", type=click.IntRange(1, 10000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
@@ -31,7 +31,7 @@ def similar(model: str, word: str, top: int, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("model", metavar="MODEL[:VERSION]")
+@click.argument("model", metavar="NAME[:VERSION|@ALIAS]")
 @click.argument("a")
 @click.argument("b")
 @click.argument("c")
@@ -43,7 +43,7 @@ def analogy(model: str, a: str, b: str, c: str, top: int, as_json: bool) -> None
 
 
 @click.command("eval")
-@click.argument("model", metavar="MODEL[:VERSION]")
+@click.argument("model", metavar="NAME[:VERSION|@ALIAS]")
 @click.option("--analogies", type=str, default=None, help="questions-words file (3CosAdd, top 30,000 words)")
 @click.option("--similarity", type=str, default=None, help="word pairs with human scores (Spearman)")
 @click.option("--json", "as_json", is_flag=True)

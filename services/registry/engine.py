@@ -95,6 +95,8 @@ def make_engine(url: str | URL) -> Engine:
         raise InvalidParameter(f"cannot use database URL {_shown(url)}: {e}") from None
     if backend == "sqlite":
         _tune_sqlite(engine, wal=not _is_memory(url))
+    elif backend == "postgresql":
+        _tune_postgresql(engine)
     _report_unavailable(engine)
     return engine
 
@@ -132,6 +134,16 @@ def reader(engine: Engine) -> Engine:
         found = engine.execution_options(**{_READ_ONLY: True})
         engine.__dict__["_kiln_reader"] = found
     return found
+
+
+def _tune_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # The registry's queries are short; the planner's cost estimates for search queries over a big
+        # registry cross jit_above_cost, and compiling them took longer (~50 ms) than running them.
+        # Committed, because SET inside a transaction that rolls back is undone.
+        dbapi_conn.execute("SET jit = off")
+        dbapi_conn.commit()
 
 
 def _use_wal(cur: sqlite3.Cursor) -> None:

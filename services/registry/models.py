@@ -17,6 +17,7 @@ from services.registry.checks import (check_alias, check_description, check_hist
                                       check_name, check_strings, check_tags, encode_params)
 from services.registry.engine import session_or_new
 from services.registry.entities import ModelVersion, RegisteredModel
+from services.registry.loading import load_versions
 from services.registry.schema import (SqlArtifact, SqlMetric, SqlModelAlias, SqlModelTag, SqlModelVersion,
                                       SqlParam, SqlRegisteredModel, SqlVersionTag, new_uid)
 from services.registry.search import VersionQuery, select_version_ids
@@ -279,18 +280,17 @@ class ModelRegistry:
                                                                                  SqlModelVersion.version)
             if name is not None:
                 query = query.where(SqlModelVersion.model_id == self._model(s, name).id)
-            return [row.to_entity() for row in s.scalars(query.options(*_LOAD_ALL))]
+            ids = list(s.scalars(query.with_only_columns(SqlModelVersion.id)))
+            found = load_versions(s, ids)
+            return [found[i] for i in ids if i in found]
 
     def search(self, query: VersionQuery | None = None, *, session: Session | None = None) -> list[ModelVersion]:
         """The versions ``query`` selects (default: the latest of each model, by name), in its order."""
         query = query or VersionQuery()
         with self._session(session, read_only=True) as s:
             ids = list(s.scalars(select_version_ids(query, s.get_bind().dialect.name)))
-            if not ids:
-                return []
-            rows = {row.id: row for row in s.scalars(select(SqlModelVersion).where(SqlModelVersion.id.in_(ids))
-                                                     .options(*_LOAD_ALL))}
-            return [rows[i].to_entity() for i in ids if i in rows]
+            found = load_versions(s, ids)
+            return [found[i] for i in ids if i in found]
 
     def artifact_uris(self, *, session: Session | None = None) -> set[str]:
         """Every artifact URI some version references."""
@@ -333,8 +333,3 @@ class ModelRegistry:
         if row is None:
             raise NotFound(f"model {name!r} has no version {version}")
         return row
-
-
-_LOAD_ALL = tuple(selectinload(rel) for rel in (
-    SqlModelVersion.model, SqlModelVersion.params, SqlModelVersion.metrics, SqlModelVersion.artifacts,
-    SqlModelVersion.tags, SqlModelVersion.aliases))

@@ -139,11 +139,14 @@ class SqlModelVersion(Base):
     def to_entity(self) -> ModelVersion:
         return ModelVersion(
             name=self.model.name, version=self.version, kind=self.model.kind, status=self.status,
-            created_at=self.created_at, uid=self.uid or "", description=self.description,
+            created_at=self.created_at, uid=self.uid or "",
+            description=self.description or self.model.description,
             params={p.key: json.loads(p.value) for p in sorted(self.params, key=lambda p: p.key)},
             metrics=summary_metrics(self.metrics),
             artifacts={a.name: a.uri for a in sorted(self.artifacts, key=lambda a: a.name)},
-            tags={t.key: t.value for t in sorted(self.tags, key=lambda t: t.key)},
+            # A version carries its model's tags too, unless it sets the same key itself.
+            tags={t.key: t.value for t in sorted([*self.model.tags, *self.tags], key=lambda t: t.key)
+                  if not (isinstance(t, SqlModelTag) and t.key in {v.key for v in self.tags})},
             aliases=tuple(sorted(a.alias for a in self.aliases)),
             lineage=Lineage(job_id=self.job_id, dataset_fingerprint=self.dataset_fingerprint,
                             kiln_version=self.kiln_version, git_commit=self.git_commit,

@@ -4,7 +4,7 @@
 structured ``VersionQuery``; ``select_version_ids(query)`` builds the SELECT with every value bound as a
 parameter (no SQL is ever built from user text). Filters are ANDed. A version without the filtered key
 never matches (``tag.team != nlp`` needs a ``team`` tag). Metrics compare their final value (the one
-logged without a step).
+logged without a step); a version's tags include its model's (its own win).
 
     query = VersionQuery(kind="word2vec", filters=(parse_filter("tag.team=nlp"),
                                                     parse_filter("metric.analogy_accuracy>=0.4")),
@@ -18,10 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import aliased
 
-from services.registry.schema import SqlMetric, SqlModelVersion, SqlParam, SqlRegisteredModel, SqlVersionTag
+from services.registry.schema import (SqlMetric, SqlModelTag, SqlModelVersion, SqlParam, SqlRegisteredModel,
+                                      SqlVersionTag)
 from shared.errors import InvalidParameter
 
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
@@ -195,17 +196,21 @@ def _name_matches(glob: str, dialect: str):
 
 
 def _condition(f: Filter):
+    # Uncorrelated IN (subquery): computed once from the (key, value) indexes, so the planner can start
+    # from the most selective filter instead of probing every version (both SQLite and PostgreSQL).
     mv = SqlModelVersion
     if f.kind == "metric":
-        return select(SqlMetric.id).where(SqlMetric.version_id == mv.id, SqlMetric.key == f.key,
-                                          SqlMetric.step.is_(None), _compare(SqlMetric.value, f.op, f.value)).exists()
+        return mv.id.in_(select(SqlMetric.version_id).where(SqlMetric.key == f.key, SqlMetric.step.is_(None),
+                                                            _compare(SqlMetric.value, f.op, f.value)))
     if f.kind == "param":
         number = _number(f.value)
         column, value = (SqlParam.num, number) if number is not None else (SqlParam.value, param_json(f.value))
-        return select(SqlParam.key).where(SqlParam.version_id == mv.id, SqlParam.key == f.key,
-                                          _compare(column, f.op, value)).exists()
-    return select(SqlVersionTag.key).where(SqlVersionTag.version_id == mv.id, SqlVersionTag.key == f.key,
-                                           _compare(SqlVersionTag.value, f.op, f.value)).exists()
+        return mv.id.in_(select(SqlParam.version_id).where(SqlParam.key == f.key, _compare(column, f.op, value)))
+    # A version's tags include its model's, unless the version sets the same key itself.
+    own = select(SqlVersionTag.version_id).where(SqlVersionTag.key == f.key)
+    inherited = select(SqlModelTag.model_id).where(SqlModelTag.key == f.key, _compare(SqlModelTag.value, f.op, f.value))
+    return or_(mv.id.in_(own.where(_compare(SqlVersionTag.value, f.op, f.value))),
+               and_(mv.model_id.in_(inherited), mv.id.not_in(own)))
 
 
 def _compare(column, op: str, value):
@@ -225,5 +230,6 @@ def _order_columns(order: OrderField) -> list:
         param = select(SqlParam).where(SqlParam.version_id == mv.id, SqlParam.key == order.key)
         return [param.with_only_columns(SqlParam.num).scalar_subquery(),
                 param.with_only_columns(SqlParam.value).scalar_subquery()]
-    return [select(SqlVersionTag.value).where(SqlVersionTag.version_id == mv.id, SqlVersionTag.key == order.key)
-            .scalar_subquery()]
+    own = select(SqlVersionTag.value).where(SqlVersionTag.version_id == mv.id, SqlVersionTag.key == order.key)
+    inherited = select(SqlModelTag.value).where(SqlModelTag.model_id == mv.model_id, SqlModelTag.key == order.key)
+    return [func.coalesce(own.scalar_subquery(), inherited.scalar_subquery())]
