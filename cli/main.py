@@ -13,6 +13,7 @@ from cli.jobs import cancel, gc, jobs, logs, retry, status, watch
 from cli.models import models
 from cli.query import analogy, eval_cmd, similar
 from cli.stack import db, doctor, down, up
+from cli.plot import plot
 from cli.serve import serve
 from cli.submit import submit
 from cli.tokens import tokens
@@ -26,7 +27,7 @@ def kiln() -> None:
 
 
 for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, gc, models, similar, analogy,
-                eval_cmd, serve, tokens):
+                eval_cmd, serve, tokens, plot):
     kiln.add_command(command)
 
 

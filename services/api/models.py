@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from services.api.auth import Principal, principal, require_admin
 from services.api.body import json_object, openapi_body
@@ -116,3 +116,13 @@ def word_map(request: Request, ref: str, n: int = Query(200, ge=2, le=2000), who
 
     mv, model = _svc(request).vectors(ref)
     return {"model": {"name": mv.name, "version": mv.version}, **embedding_map(model, n)}
+
+
+@router.get("/plot/{target}", summary="A job's or a model's picture as PNG (what `kiln plot` draws)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})
+def plot(request: Request, target: str, what: str = Query(..., pattern="^(loss|throughput|embeddings|confusion|filters)$"),
+         words: int = Query(100, ge=2, le=2000), who: Principal = Depends(principal)) -> Response:
+    from services.plots import render  # noqa: PLC0415
+
+    png = render(request.app.state.kiln.backends, target, what, words=words)
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})

@@ -209,7 +209,10 @@ def model_page(request: Request, ref: str) -> Response:
 <form id="nearest"><input id="word" placeholder="a word" autocomplete="off"><button>Find</button></form>
 <table id="neighbours" class="fields"></table></div></div>"""
     elif d["kind"] == "cnn":
-        extra = '<p class="hint">Pictures for CNN models (confusion matrix, filters) need the vision service.</p>'
+        ref_q = quote(full)
+        extra = (f'<div class="cols"><figure><figcaption>confusion matrix</figcaption><img id="confusion" alt="no confusion '
+                 f'matrix recorded" src="/api/plot/{ref_q}?what=confusion"></figure><figure><figcaption>first-layer filters'
+                 f'</figcaption><img id="filters" alt="no filters" src="/api/plot/{ref_q}?what=filters"></figure></div>')
     body = f"""<h1>{e(full)} <small>{e(d['kind'])}</small></h1>{job_link}
 <p>aliases: <span id="aliases">{e(", ".join(d.get("aliases") or [])) or "none"}</span></p>
 <form id="alias-form" class="filters"><input id="alias" placeholder="alias (e.g. production)">
