@@ -40,7 +40,7 @@ demo: setup
 		$(BIN)/kiln similar $(DEMO_MODEL) $$w --top 8 || exit 1; done
 	@echo "== the stack keeps running (kiln jobs, kiln models list ...); stop it with: $(BIN)/kiln down"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q -rs
 
 test-fast: setup
@@ -65,6 +65,20 @@ bench-data: setup
 bench: setup bench-data
 	$(BIN)/python -m bench.cli_latency
 	$(BIN)/python -m bench.word2vec_vs_gensim
+
+# The browser test (tests/api/test_browser.py) drives Debian's headless Chromium through chromedriver:
+# installed when missing and we are root with apt-get; otherwise that test skips and says why.
+BROWSER_PKGS := chromium chromium-driver
+APT_BROWSER := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(BROWSER_PKGS)
+
+.PHONY: browser
+browser:
+	@if command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "== apt-get install $(BROWSER_PKGS)"; \
+		$(APT_BROWSER) || { apt-get update -q && $(APT_BROWSER); } \
+		|| echo "browser: could not install $(BROWSER_PKGS); the browser test will skip"; \
+	else echo "browser: $(BROWSER_PKGS) missing and not installable here (needs root and apt-get); the browser test will skip"; fi
 
 clean:
 	rm -rf $(VENV) build *.egg-info
