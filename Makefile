@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 # a newer (CUDA) build to satisfy a newer torchvision.
 TORCHVISION ?= torchvision==0.28.0
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast test-faults bench clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -q -rs
+
+# Fault injection: real processes (redis-server, Ray, the stack daemon, the dispatcher) killed at real
+# moments. `make test` runs these too.
+test-faults: setup
+	$(BIN)/python -m pytest -q -rs tests/faults
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -rs -m "not slow"

@@ -31,7 +31,7 @@ def test_embedded_stack_lifecycle(tmp_path, small_corpus):
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["model"] == {"name": "embedded", "version": 1}
         info = json.loads((home / "stack.json").read_text())
-        assert info["redis_url"].startswith("redis://127.0.0.1:")
+        assert info["redis_url"].startswith("redis://:") and "@127.0.0.1:" in info["redis_url"]  # with its password
         assert (home / "registry.db").is_file() and (home / "artifacts" / "jobs").is_dir()
 
         doctor = run(["doctor", "--json"], env)
