@@ -107,24 +107,6 @@ def test_cancel_queued_and_running(svc, small_corpus, cluster_settings):
     assert any(f"retry of {queued['id']}" in e["msg"] for e in svc.logs(again["id"]))
 
 
-def test_runner_death_is_retried_from_checkpoint(svc, small_corpus, cluster_settings, monkeypatch):
-    view = svc.submit(svc.validate(w2v(small_corpus, name="retry", params={"epochs": 400},
-                                       checkpoint_interval_s=0.5)))
-    deadline = time.time() + 120
-    while time.time() < deadline and not any("checkpoint written" in e["msg"] for e in svc.logs(view["id"])):
-        time.sleep(0.2)
-    at_kill = svc.get(view["id"])["progress"]
-    assert 0 < at_kill < 1
-    runner = ray.get_actor(f"runner-{view['id']}", namespace=cluster_settings.namespace)
-    ray.kill(runner, no_restart=True)
-    final = svc.wait(view["id"], timeout_s=240)
-    assert final["state"] == "SUCCEEDED", (final["error"], [e["msg"] for e in svc.logs(final["id"])][-3:])
-    assert final["attempt"] == 2
-    logs = [e["msg"] for e in svc.logs(view["id"])]
-    assert any("re-queued as attempt 2" in m for m in logs)
-    assert any("resumed from the checkpoint" in m for m in logs)
-
-
 def test_redis_wipe_keeps_history_and_rebuilds_queue(svc, small_corpus, cluster_settings, dispatcher):
     done = svc.submit(svc.validate(w2v(small_corpus, name="before-wipe")))
     assert svc.wait(done["id"], timeout_s=240)["state"] == "SUCCEEDED"
@@ -148,8 +130,8 @@ def test_workers_spread_over_two_nodes(svc, small_corpus):
     final = svc.wait(view["id"], timeout_s=240)
     assert final["state"] == "SUCCEEDED", final["error"]
     logs = [e["msg"] for e in svc.logs(view["id"])]
-    assert any("on 3 worker(s) on 2 node(s)" in m for m in logs), logs
+    assert any("placed 3 worker(s) on 2 node(s)" in m for m in logs), logs
     assert {f"worker{k}_words_per_s" for k in range(3)} <= set(final["metrics"])
-    # two workers shared weights on the head node, the third merged with them: the model still learned
+    # two workers shared weights on the head node, the third merged with them by summed deltas: it learned
     near = [w for w, _ in ModelService(svc.b).similar("spread", "sun7", top=5)]
     assert sum(w.startswith("sun") for w in near) >= 4, near

@@ -119,6 +119,7 @@ class TrainContext(Protocol):
     placement_group: Any  # a Ray PlacementGroup, or None outside Ray
     uses_ray: bool  # True: workers are Ray actors (ray.remote(...).options(**worker_options(rank)));
     #                 False: the trainer runs its workers in this process (tests, benchmarks)
+    namespace: str | None  # the Ray namespace to name the job's actors in (the runner's), None outside a job
 
     def report(self, metrics: dict, checkpoint: Checkpoint | None = None) -> None: ...
 
@@ -198,6 +199,7 @@ class LocalContext:
                  attempt: int = 1, on_report: Callable[[dict], None] | None = None, resume: bool = True,
                  uses_ray: bool = False):
         self.spec, self.job_id, self.attempt, self.uses_ray = spec, job_id, attempt, uses_ray
+        self.namespace = None
         self.root = Path(root)
         if scaling is None:  # as the runner does: the backend the job kind's trainer names
             from workers.trainers import trainer_class  # noqa: PLC0415

@@ -41,6 +41,7 @@ class RunnerContext:
         from workers.trainers import trainer_class  # noqa: PLC0415
 
         self.job_id, self.spec, self.settings, self.attempt = job_id, spec, settings, attempt
+        self.namespace = settings.namespace
         self.status = StatusStore(redis.Redis.from_url(settings.redis_url, socket_timeout=30,
                                                        socket_connect_timeout=10))
         self.store = ArtifactStore(settings.artifacts)

@@ -139,6 +139,7 @@ class Word2VecJob:
         self.resumed_at = 0.0
         self.words_at_start = 0
         self._fingerprint = None
+        self.worker_time: list[list[float]] = []  # per rank: [words trained, seconds training] this attempt
 
     @staticmethod
     def backend(spec) -> str:
@@ -159,8 +160,9 @@ class Word2VecJob:
             import ray  # noqa: PLC0415
 
             actor = ray.remote(Word2VecWorker)
+            named = {"namespace": ctx.namespace} if ctx.namespace else {}
             handles = [actor.options(**ctx.worker_options(k), name=self.worker_name(ctx.job_id, ctx.attempt, k),
-                                     max_restarts=0).remote(*args, k, *extra) for k in range(n)]
+                                     max_restarts=0, **named).remote(*args, k, *extra) for k in range(n)]
             self.workers = _Workers(handles, remote=True)
         else:
             self.workers = _Workers([Word2VecWorker(*args, k, *extra) for k in range(n)], remote=False)
@@ -298,6 +300,7 @@ class Word2VecJob:
         epoch_mark = (pr.words_done // max(self.epoch_words, 1), pr.words_done, t0)  # (epoch, words, time)
         epoch_loss = [0.0, 0]
         finished = [False] * n
+        self.worker_time = [[0, 0.0] for _ in range(n)]
         while not all(finished):
             done0 = pr.words_done
             active = [k for k in range(n) if not finished[k]]
@@ -309,6 +312,8 @@ class Word2VecJob:
             did = sum(o["words"] for o in outs.values())
             for k, o in outs.items():
                 finished[k] = o["finished"]
+                self.worker_time[k][0] += o["words"]
+                self.worker_time[k][1] += o["seconds"]
             pr.words_done += did
             pr.rounds += 1
             loss = sum(o["loss"] for o in outs.values()) / max(sum(o["pairs"] for o in outs.values()), 1)
@@ -373,6 +378,8 @@ class Word2VecJob:
             "resumed_at": round(self.resumed_at, 6),
             "final_loss": float(self.final_loss),
         }
+        for k, (words, seconds) in enumerate(self.worker_time):  # raw words/s of each worker while it trained
+            metrics[f"worker{k}_words_per_s"] = round(words * raw_per_word / max(seconds, 1e-6), 1)
         metrics.update(self._evaluate(model))
         params = {**p.model_dump(), "workers": r.workers, "cpus_per_worker": r.cpus_per_worker,
                   "gpus_per_worker": r.gpus_per_worker, "placement": r.placement, "seed": self.spec.seed,
