@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.cnn_params import CnnParams
 
 from shared.corpus_files import resolve_corpus
 from shared.errors import InvalidParameter
@@ -72,9 +74,9 @@ class Resources(_Strict):
 
 
 class JobSpec(_Strict):
-    kind: Literal["word2vec"] = "word2vec"
+    kind: Literal["word2vec", "cnn"] = "word2vec"
     name: str = Field(description="the registered model's name")
-    params: Word2VecParams
+    params: Word2VecParams | CnnParams
     resources: Resources = Resources()
     priority: int = Field(0, ge=-1000, le=1000, description="higher runs first")
     max_retries: int = Field(2, ge=0, le=100, description="re-runs after a lost worker, runner or node")
@@ -92,6 +94,19 @@ class JobSpec(_Strict):
         if not _NAME.fullmatch(v):  # fullmatch: `$` would let a trailing newline in
             raise ValueError("use letters, digits, '.', '_' or '-' (at most 128), starting with a letter or digit")
         return v
+
+    @model_validator(mode="after")
+    def _params_match_kind(self):
+        if not isinstance(self.params, PARAMS_BY_KIND[self.kind]):
+            raise ValueError(f"params are not {self.kind} parameters")
+        return self
+
+
+PARAMS_BY_KIND = {"word2vec": Word2VecParams, "cnn": CnnParams}
+
+
+class _Word2VecParamsOnly(_Strict):
+    params: Word2VecParams
 
 
 def flag_of(model: type[BaseModel], field: str) -> str:
@@ -153,10 +168,25 @@ def build_spec(data: dict, *, flags: bool = False) -> JobSpec:
 
     ``flags``: messages name the CLI flag (``--min-count must be at least 1``) instead of the spec key
     (``min_count must be at least 1``), for specs built from the command line."""
+    if data.get("kind", "word2vec") == "word2vec" and isinstance(data.get("params"), dict):
+        try:  # validated alone first, so errors are named by field and not by the params union's branch
+            data = {**data, "params": _Word2VecParamsOnly.model_validate({"params": data["params"]}).params}
+        except ValidationError as e:
+            raise InvalidParameter(_first_error(e, flags=flags)) from None
+    if data.get("kind") == "cnn" and isinstance(data.get("params"), dict):  # errors named by field, not union branch
+        try:
+            data = {**data, "params": CnnParams.model_validate(data["params"])}
+        except ValidationError as e:
+            err = e.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else "params"
+            where = ("DATASET" if name == "dataset" else flag_of(CnnParams, name)) if flags and name in CnnParams.model_fields else name
+            raise InvalidParameter(_first_error(e, flags=False).replace(".".join(map(str, err["loc"])) or "spec", where, 1)) from None
     try:
         spec = JobSpec.model_validate(data)
     except ValidationError as e:
         raise InvalidParameter(_first_error(e, flags=flags)) from None
+    if spec.kind == "cnn":
+        return spec  # the dataset itself is checked by workers/cnn/precheck.py (it reads image headers)
     p = spec.params
     if p.min_lr > p.lr:
         lr, min_lr = ("--lr", "--min-lr") if flags else ("lr", "min_lr")
