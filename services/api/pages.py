@@ -179,11 +179,14 @@ def models_page(request: Request, q: str = "", filter: str = "", kind: str = "")
 
 
 def _num(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A value as the JSON vocabulary writes it (true, null, 0.7312), strings as they are."""
+    if isinstance(v, str):
+        return v
+    return f"{v:.6g}" if isinstance(v, float) else json.dumps(v)
 
 
 def _kv_table(d: dict, table_id: str) -> str:
-    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(_num(v) if not isinstance(v, (dict, list)) else json.dumps(v))}</td></tr>"
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(_num(v))}</td></tr>"
                    for k, v in sorted((d or {}).items()))
     return f'<table class="fields" id="{table_id}">{rows or "<tr><td>none</td></tr>"}</table>'
 
@@ -217,9 +220,9 @@ def model_page(request: Request, ref: str) -> Response:
 <p>aliases: <span id="aliases">{e(", ".join(d.get("aliases") or [])) or "none"}</span></p>
 <form id="alias-form" class="filters"><input id="alias" placeholder="alias (e.g. production)">
 <button>Set alias</button></form><form id="tag-form" class="filters"><input id="tag-key" placeholder="tag key">
-<input id="tag-value" placeholder="value"><button>Set tag</button></form><p id="model-result" class="hint"></p>
-<div class="cols"><div><h3>Params</h3>{_kv_table(d.get("params"), "params")}</div>
-<div><h3>Metrics</h3>{_kv_table(d.get("metrics"), "model-metrics")}<h3>Tags</h3>{_kv_table(d.get("tags"), "tags")}
-<h3>Lineage</h3>{_kv_table(lineage, "lineage")}</div></div>{extra}"""
+<input id="tag-value" placeholder="value"><button>Set tag</button></form><p id="model-result" class="hint"></p>{extra}
+<div class="cols"><div><h3>Metrics</h3>{_kv_table(d.get("metrics"), "model-metrics")}<h3>Tags</h3>
+{_kv_table(d.get("tags"), "tags")}<h3>Lineage</h3>{_kv_table(lineage, "lineage")}</div>
+<div><h3>Params</h3>{_kv_table(d.get("params"), "params")}</div></div>"""
     data = {"ref": full, "name": d["name"], "kind": d["kind"]}
     return _page(full, body, who, script=_json_script("kiln-model", data))

@@ -65,6 +65,9 @@
         link.innerHTML = 'Model: <a id="model-link-a" href="/models/' + encodeURIComponent(ref) + '">' + esc(ref) + "</a>";
       }
       var st = document.getElementById("f-state"); st.className = "state s-" + v.state;
+      var cancel = document.getElementById("cancel"), retry = document.getElementById("retry");
+      if (cancel) cancel.hidden = !!TERMINAL[v.state];
+      if (retry) retry.hidden = !(v.state === "FAILED" || v.state === "CANCELLED");
     }
     function curves() {
       return api("GET", "/api/jobs/" + id + "/series?after=" + after).then(function (s) {
