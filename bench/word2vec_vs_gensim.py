@@ -2,14 +2,15 @@
 
 Rows:
 - ``gensim workers=2``: gensim's Word2Vec (build_vocab + train), the peer;
-- ``kiln in-process 1 thread``: kiln's trainer called directly (vocabulary, encoding, numba kernel);
-- ``kiln Ray job N worker(s)``: the pipeline a submitted job runs (workers/word2vec/pipeline.py: vocabulary
-  map-reduce and encoding in Ray tasks, N ``Word2VecWorker`` actors of 1 CPU averaging parameters every
-  round) on a local Ray cluster of ``--ray-cpus`` CPUs, without Redis or SQL: a stand-in job context
-  (``BenchJobContext``) keeps status and logs in memory (``MemoryStatus``) and files in a temporary folder.
+- ``kiln in-process 1 thread``: the job's own steps and round loop (workers/word2vec/job.py ``Word2VecJob``)
+  with its one worker in this process (``workers.contract.LocalContext``: no Ray, no Redis);
+- ``kiln Ray job N worker(s)``: the same ``Word2VecJob`` with its N ``Word2VecWorker`` actors of 1 CPU on a
+  local Ray cluster of ``--ray-cpus`` CPUs (vocabulary map-reduce, encoding and training on the actors; the
+  workers of one node train in shared weights), without Redis or SQL (``LocalContext(uses_ray=True)``
+  keeps reports and logs in memory and files in a temporary folder).
 
-Columns: wall s = vocabulary + encoding + training (for a Ray job: the job's ``prep_seconds +
-train_seconds``; ``job s`` is the whole ``run_word2vec`` call, model files included), median over
+Columns: wall s = vocabulary + encoding + training (the job's ``prep_seconds + train_seconds``; for gensim
+its build_vocab + train); ``job s`` is the whole job (model files and evaluation included), median over
 ``--repeats`` runs; words/s = raw corpus words x epochs / wall s; analogy = accuracy on gensim's
 questions-words.txt (3CosAdd over the 30,000 most frequent words); wordsim = WordSim-353 Spearman (means
 over the runs); then each figure as a ratio to gensim's. Every model is scored by the same code
@@ -46,14 +47,13 @@ from typing import Callable  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench.corpora import bench_corpus, questions_words, wiki_extract_text, word_count, wordsim353  # noqa: E402
-from shared.artifacts import ArtifactStore  # noqa: E402
 from shared.specs import JobSpec, Resources, Word2VecParams  # noqa: E402
-from workers.word2vec.corpus import plan_shards  # noqa: E402
-from workers.word2vec.encode import encode_shard  # noqa: E402
+from workers.contract import LocalContext, ScalingConfig, run_trainer  # noqa: E402
 from workers.word2vec.evaluate import analogy_accuracy, similarity_spearman  # noqa: E402
+from workers.word2vec.job import Word2VecJob  # noqa: E402
 from workers.word2vec.model import Word2VecModel  # noqa: E402
 from workers.word2vec.trainer import Word2VecTrainer  # noqa: E402
-from workers.word2vec.vocab import Vocab, count_shard, merge_counts  # noqa: E402
+from workers.word2vec.vocab import Vocab  # noqa: E402
 
 
 @dataclass
@@ -62,8 +62,8 @@ class Run:
 
     model: Word2VecModel
     wall: float
-    job_s: float | None = None  # a Ray job's whole run_word2vec call
-    metrics: dict = field(default_factory=dict)  # a Ray job's result metrics
+    job_s: float | None = None  # a kiln job's whole run (model files and evaluation included)
+    metrics: dict = field(default_factory=dict)  # a kiln job's result metrics
 
 
 # -- in process -------------------------------------------------------------------------------------
@@ -81,17 +81,6 @@ def run_gensim(corpus: str, p: Word2VecParams, workers: int, seed: int) -> Run:
     return Run(Word2VecModel(list(m.wv.index_to_key), m.wv.vectors), wall)
 
 
-def run_kiln(corpus: str, p: Word2VecParams, threads: int, seed: int) -> Run:
-    """kiln's vocabulary + encoding + training in this process, timed."""
-    t0 = time.perf_counter()
-    shards = plan_shards([corpus])
-    counts = merge_counts([count_shard(s) for s in shards])
-    vocab = Vocab.build(counts, min_count=p.min_count, max_vocab_size=p.max_vocab_size)
-    arrays = [encode_shard(s, vocab) for s in shards]
-    model = Word2VecTrainer(p, vocab, seed, threads=threads).train(arrays)
-    return Run(model, time.perf_counter() - t0)
-
-
 def warm_up(p: Word2VecParams) -> None:
     """Compile (or load from numba's cache) the kernels outside the timed region."""
     vocab = Vocab.build({"a": 5, "b": 5, "c": 5}, min_count=1)
@@ -100,62 +89,25 @@ def warm_up(p: Word2VecParams) -> None:
         Word2VecTrainer(p.model_copy(update={"sg": sg, "epochs": 1}), vocab, 1).train([ids])
 
 
-# -- the Ray job path -------------------------------------------------------------------------------
+# -- kiln: the job's steps, in process or on Ray ---------------------------------------------------
 
-class MemoryStatus:
-    """Stands in for shared.status.StatusStore (Redis) in the benchmark: keeps a job's state, its
-    latest progress fields and its log lines in memory, with the same method signatures."""
-
-    def __init__(self) -> None:
-        self.state: dict[str, str] = {}
-        self.fields: dict[str, dict] = {}
-        self.logs: dict[str, list[tuple[float, str, str]]] = {}
-
-    def set_state(self, job_id: str, state, **fields) -> None:
-        self.state[job_id] = getattr(state, "value", str(state))
-        self.fields.setdefault(job_id, {}).update(fields)
-
-    def report(self, job_id: str, **fields) -> None:
-        self.fields.setdefault(job_id, {}).update(fields, heartbeat=time.time())
-
-    def log(self, job_id: str, message: str, *, level: str = "INFO", pipeline=None) -> None:
-        self.logs.setdefault(job_id, []).append((time.time(), level, message))
-
-
-class BenchJobContext:
-    """What ``run_word2vec`` uses of workers.runner.JobContext, without Redis: ids, the spec, a
-    ``MemoryStatus`` and an ArtifactStore in a local folder."""
-
-    def __init__(self, job_id: str, spec: JobSpec, artifacts_root: str | Path, status: MemoryStatus):
-        self.job_id = job_id
-        self.spec = spec
-        self.attempt = 1
-        self.status = status
-        self.artifacts = ArtifactStore(artifacts_root)
-
-    def log(self, message: str, level: str = "INFO") -> None:
-        self.status.log(self.job_id, message, level=level)
-
-    def report(self, **fields) -> None:
-        self.status.report(self.job_id, **fields)
-
-
-def run_ray_job(corpus: str, p: Word2VecParams, workers: int, seed: int, root: Path, job_id: str,
-                status: MemoryStatus, checkpoint_interval_s: float | None) -> Run:
-    """One word2vec job through workers.word2vec.pipeline on the connected Ray cluster; its files are
-    removed afterwards, the model kept in memory."""
-    from workers.word2vec.pipeline import run_word2vec
-
+def run_kiln_job(corpus: str, p: Word2VecParams, workers: int, threads: int, seed: int, root: Path, job_id: str,
+                 *, on_ray: bool, checkpoint_interval_s: float | None = None) -> Run:
+    """One word2vec job (Word2VecJob through run_trainer) of ``workers`` x ``threads``: its workers in this
+    process, or Ray actors on the connected Ray instance (``on_ray``); files removed afterwards."""
     extra = {} if checkpoint_interval_s is None else {"checkpoint_interval_s": checkpoint_interval_s}
     spec = JobSpec(name="bench", params=p.model_copy(update={"corpus": [str(Path(corpus).absolute())]}),
-                   resources=Resources(workers=workers, cpus_per_worker=1.0), seed=seed, user="bench", **extra)
-    ctx = BenchJobContext(job_id, spec, root, status)
+                   resources=Resources(workers=workers, cpus_per_worker=float(threads)), seed=seed, user="bench",
+                   **extra)
+    folder = root / job_id
+    ctx = LocalContext(spec, folder, job_id=job_id, uses_ray=on_ray, resume=False,
+                       scaling=ScalingConfig.from_resources(spec.resources, backend=Word2VecJob.backend(spec)))
     t0 = time.perf_counter()
-    result = run_word2vec(ctx)
+    result = run_trainer(Word2VecJob(ctx))
     job_s = time.perf_counter() - t0
-    m = result["metrics"]
-    model = Word2VecModel.load(ctx.artifacts.job_dir(job_id, "model"))
-    ctx.artifacts.remove_job(job_id)
+    m = result.metrics
+    model = Word2VecModel.load(folder / "model")
+    shutil.rmtree(folder, ignore_errors=True)
     return Run(model, m["prep_seconds"] + m["train_seconds"], job_s, m)
 
 
@@ -175,8 +127,8 @@ def warm_up_ray(corpus: str, p: Word2VecParams, worker_counts: list[int], root: 
         for _, line in zip(range(lines), src):
             out.write(line)
     for n in worker_counts:
-        run_ray_job(str(small), p.model_copy(update={"epochs": 1, "min_count": 1}), n, 1, root, f"warm-up-{n}w",
-                    MemoryStatus(), None)
+        run_kiln_job(str(small), p.model_copy(update={"epochs": 1, "min_count": 1}), n, 1, 1, root, f"warm-up-{n}w",
+                     on_ray=True)
 
 
 # -- the report -------------------------------------------------------------------------------------
@@ -252,33 +204,30 @@ def main() -> None:
 
     warm_up(p)
     gensim_row = f"gensim workers={args.gensim_workers}"
-    in_process = [(gensim_row, lambda: run_gensim(corpus, p, args.gensim_workers, args.seed)),
-                  ("kiln in-process 1 thread", lambda: run_kiln(corpus, p, 1, args.seed))]
-    if args.threads > 1:
-        in_process.append((f"kiln in-process {args.threads} threads",
-                           lambda: run_kiln(corpus, p, args.threads, args.seed)))
     ray_rows = [(f"kiln Ray job {n} worker{'s' if n > 1 else ''}", n) for n in ray_workers]
-    results: dict[str, list] = {name: [] for name, _ in in_process + ray_rows}
-    timed(in_process, args.repeats, results)
+    with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
+        counter = iter(range(1_000_000))
 
-    if ray_rows:
-        import ray
+        def job(n: int, threads: int, on_ray: bool) -> Callable[[], Run]:
+            return lambda: run_kiln_job(corpus, p, n, threads, args.seed, Path(tmp), f"bench-{next(counter)}",
+                                        on_ray=on_ray, checkpoint_interval_s=args.checkpoint_interval)
 
-        status = MemoryStatus()
-        with tempfile.TemporaryDirectory(prefix="kiln-bench-") as tmp:
+        in_process = [(gensim_row, lambda: run_gensim(corpus, p, args.gensim_workers, args.seed)),
+                      ("kiln in-process 1 thread", job(1, 1, False))]
+        if args.threads > 1:
+            in_process.append((f"kiln in-process {args.threads} threads", job(1, args.threads, False)))
+        results: dict[str, list] = {name: [] for name, _ in in_process + ray_rows}
+        timed(in_process, args.repeats, results)
+
+        if ray_rows:
+            import ray
+
             start_ray(args.ray_cpus)
             try:
                 warm_up_ray(corpus, p, ray_workers, Path(tmp))
-                counter = iter(range(1_000_000))
-
-                def job(n: int) -> Callable[[], Run]:
-                    return lambda: run_ray_job(corpus, p, n, args.seed, Path(tmp), f"bench-{n}w-{next(counter)}",
-                                               status, args.checkpoint_interval)
-
-                timed([(name, job(n)) for name, n in ray_rows], args.repeats, results)
+                timed([(name, job(n, 1, True)) for name, n in ray_rows], args.repeats, results)
             finally:
                 ray.shutdown()
-                shutil.rmtree(tmp, ignore_errors=True)
 
     vocab_size = len(results[gensim_row][0][0].model)
     print(f"vocabulary: {vocab_size:,} words (gensim); Ray cluster: {args.ray_cpus} CPUs, 1 CPU per worker")
