@@ -108,7 +108,9 @@ class Dispatcher:
         return True
 
     def info(self) -> dict:
-        return {"running": sorted(self.running), "unregistered": sorted(self.unregistered),
+        import os  # noqa: PLC0415
+
+        return {"pid": os.getpid(), "running": sorted(self.running), "unregistered": sorted(self.unregistered),
                 "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue)}
 
     def stop(self) -> None:
@@ -227,6 +229,7 @@ class Dispatcher:
                 run = self.running.pop(job_id)
                 self._release(job_id, run.runner)
                 self._end_in_redis(job_id)
+                job_files.remove_scratch(self.b.artifacts, job_id)
                 self.b.status.log(job_id, "workers stopped and released")
         for job_id in list(self.unregistered):
             if job_id not in live:  # cancelled while its result waited for the database
