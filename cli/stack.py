@@ -97,7 +97,27 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply the schema migrations to KILN_DB_URL."""
     from services.registry.engine import upgrade  # noqa: PLC0415
+    from services.stack import private_home  # noqa: PLC0415
 
     settings = get_settings()
+    private_home(settings)  # a new SQLite registry is created 0600
     upgrade(settings.db_url)
     click.echo(f"database at {mask_url(settings.db_url)} is up to date")
+
+
+@db.command("current")
+@click.option("--json", "as_json", is_flag=True)
+def db_current(as_json: bool) -> None:
+    """The schema revision of KILN_DB_URL, next to the one this kiln needs."""
+    from services.registry.engine import schema_status  # noqa: PLC0415
+
+    settings = get_settings()
+    d = schema_status(settings.db_url)
+    if as_json:
+        emit_json(d)
+        return
+    where = mask_url(settings.db_url)
+    if d["up_to_date"]:
+        click.echo(f"{d['current']} (up to date) at {where}")
+    else:
+        click.echo(f"{d['current'] or 'no kiln schema'} at {where}; this kiln needs {d['head']}: run `kiln db upgrade`")

@@ -50,7 +50,11 @@ class Backends:
         from services.stack import private_file, sqlite_path  # noqa: PLC0415
 
         path = sqlite_path(self.settings.db_url)
-        if path is not None and not path.exists() and path.parent.is_dir():
+        if path is not None and not path.exists():
+            try:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except OSError:
+                pass  # the engine reports it in one line
             private_file(path)  # the registry holds job specs and lineage: 0600 from the start
         return Database(self.settings.db_url)
 

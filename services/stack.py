@@ -146,13 +146,17 @@ def check_explicit(settings: Settings) -> None:
 
 # -- files that hold secrets ------------------------------------------------------------------------
 def private_home(settings: Settings) -> None:
-    """Create KILN_HOME (0700) and make the files in it that hold secrets 0600 (registry.db too)."""
+    """Create KILN_HOME and its logs folder (0700 when new), the log file and SQLite registry 0600, and
+    make an existing stack.json 0600 (it holds the Redis password)."""
     home = settings.kiln_home
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
-    for path in (home / "logs" / "stack.log", home / STACK_FILE, sqlite_path(settings.db_url)):
+    for folder in (home, home / "logs"):
+        if not folder.exists():
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (home / "logs" / "stack.log", sqlite_path(settings.db_url)):
         if path is not None:
             private_file(path)
+    if stack_file(settings).exists():
+        private_file(stack_file(settings))
 
 
 def private_file(path: Path) -> None:

@@ -90,3 +90,11 @@ def test_stale_record_with_a_reused_pid_is_not_trusted_nor_killed(bare_env, tmp_
     finally:
         unrelated.send_signal(signal.SIGKILL)
         unrelated.wait()
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["jobs"]])
+def test_a_new_sqlite_registry_is_private(bare_env, tmp_path, command):
+    r = run(command, bare_env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    db = tmp_path / "home" / "registry.db"
+    assert db.stat().st_mode & 0o777 == 0o600

@@ -90,6 +90,8 @@ def test_redis_server_killed_is_restarted_with_its_data(stack_env):
     client = redis.Redis.from_url(before["redis_url"])
     status = StatusStore(client)
     status.create("job-crashtest", {"name": "x", "kind": "word2vec", "user": "tester"})
+    status.report("job-crashtest", progress=0.42, epoch=3)
+    status.set_state("job-crashtest", "CANCELLED")
     status.log("job-crashtest", "a line that must outlive a crash")
     # appendfsync everysec: wait until the line is in the append-only file, then kill
     wait_for(lambda: any(b"outlive a crash" in p.read_bytes() for p in (home / "redis").rglob("*.aof")), 10,
@@ -100,6 +102,8 @@ def test_redis_server_killed_is_restarted_with_its_data(stack_env):
     assert after["redis_url"] == before["redis_url"]  # same port and password: clients reconnect
     client = redis.Redis.from_url(after["redis_url"])
     assert [e["msg"] for _, e in StatusStore(client).read_logs("job-crashtest")] == ["a line that must outlive a crash"]
+    live = StatusStore(client).get("job-crashtest")  # a cancelled job's progress does not drop to 0%
+    assert (live["state"], live["progress"], live["epoch"]) == ("CANCELLED", 0.42, 3)
     assert run(["doctor"], stack_env, timeout=120).returncode == 0
 
 
