@@ -19,9 +19,13 @@ def up() -> None:
     resolved = stack.up(settings)
     from services.registry import Database  # noqa: PLC0415
 
-    Database(resolved.db_url)  # creates / upgrades the schema
+    db = Database(resolved.db_url)  # creates / upgrades the schema
+    from services.api.local import start_local_server  # noqa: PLC0415
+
+    url = start_local_server(resolved, db)
     click.echo(f"kiln is up: redis {mask_url(resolved.redis_url)}  ray {resolved.ray_address}  "
                f"db {mask_url(resolved.db_url)}")
+    click.echo(f"server {url}  (your token: {resolved.kiln_home / 'api_token'})")
 
 
 @click.command()
@@ -32,8 +36,11 @@ def down(force: bool) -> None:
     resume from their last checkpoint at the next `kiln up`; their records stay in SQL."""
     from services import stack  # noqa: PLC0415
 
+    from services.api.local import stop_local_server  # noqa: PLC0415
+
     settings = get_settings()
     if stack.read_stack(settings) is None:
+        stop_local_server(settings)
         stack.down(settings)  # cleans what a dead stack left behind
         click.echo("kiln was not running")
         return
@@ -54,6 +61,7 @@ def down(force: bool) -> None:
             click.echo(f"error: {what}. Run `kiln down --force` to do it.", err=True)
             sys.exit(1)
         click.confirm(f"{what}. Stop now?", abort=True, err=True)
+    stop_local_server(settings)
     result = stack.down(settings, requeue=bool(active))
     if result is None:
         click.echo("kiln was not running")
@@ -69,7 +77,10 @@ def doctor(as_json: bool) -> None:
     """Check Ray, Redis and the database; show versions, nodes, GPUs seen and the settings in force."""
     from services.health import check_all  # noqa: PLC0415
 
+    from services.api.local import local_server_url  # noqa: PLC0415
+
     report = check_all(get_settings())
+    report["server_url"] = local_server_url(get_settings())
     if as_json:
         emit_json(report)
     else:
@@ -81,6 +92,7 @@ def doctor(as_json: bool) -> None:
             for n in report["nodes"]:
                 click.echo(f"    {n['node_id'][:12]}  {n['address'] or '?':<15} {n['cpus']:g} CPUs  {n['gpus']:g} GPUs  "
                            f"{n['memory_bytes'] / 2**30:.1f} GiB{'  (head)' if n['head'] else ''}")
+        click.echo(f"server:  {report['server_url'] or 'not running (`kiln up` starts it, or `kiln serve`)'}")
         click.echo("settings:")
         for k, v in report["settings"].items():
             click.echo(f"    {k:<20} {v}")
