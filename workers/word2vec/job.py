@@ -29,7 +29,7 @@ from workers.contract import Checkpoint, TrainResult, check_finite
 from workers.lineage import kiln_lineage
 from workers.word2vec.corpus import plan_shards
 from workers.word2vec.merge import DeltaMerge
-from workers.word2vec.trainer import lr_at, rows_to_merge
+from workers.word2vec.trainer import THREAD_CHUNK_WORDS, lr_at, rows_to_merge
 from workers.word2vec.vocab import Vocab, merge_counts
 from workers.word2vec.worker import Word2VecWorker
 
@@ -66,12 +66,15 @@ def split_stream(lengths: list[int], workers: int) -> list[list[tuple[int, int, 
     return parts
 
 
-def first_round_words(total_work: int, workers: int, threads: int, chunk_words: int = 50_000) -> int:
+def first_round_words(total_work: int, workers: int, threads: int) -> int:
     """Words per worker in a round. One worker: a fixed size, about 200 rounds a job (on one thread the
     vectors do not depend on it; see trainer.RoundPlan). Several: a first guess that the loop adapts to
-    each worker's speed. Never less than two chunks per thread, so no thread idles through a round."""
+    each worker's speed. With threads, at least 16 chunks per thread, so that the wait at the end of a
+    round (the threads' one barrier) stays a small part of it."""
     base = 100_000 if workers > 1 else int(min(2_000_000, max(50_000, total_work / 200)))
-    return max(base * (threads if workers > 1 else 1), 2 * chunk_words * threads if threads > 1 else 0)
+    if threads > 1:
+        base = max(base * (threads if workers > 1 else 1), 16 * THREAD_CHUNK_WORDS * threads)
+    return base
 
 
 class _Workers:

@@ -30,6 +30,11 @@ from workers.word2vec.model import Word2VecModel
 from workers.word2vec.vocab import Vocab
 
 STATE_FORMAT = "kiln.word2vec.state/2"
+CHUNK_WORDS = 50_000
+"""Tokens per kernel call on one thread (about 50 ms): Python's share of the time stays well under 1%."""
+THREAD_CHUNK_WORDS = 10_000
+"""Tokens a thread claims at a time when several share a worker: small, so that at the end of a round
+(the one barrier) no thread waits long for the others' last chunk."""
 BACKENDS = ("numba", "torch-cpu", "torch-cuda")
 """numba: the compiled CPU kernel (kernel.py); torch-*: the PyTorch HogBatch kernel (gpu_kernel.py) on that device."""
 
@@ -77,16 +82,18 @@ class Word2VecTrainer:
     (``attach``), its position in that data, and the training step.
 
     ``backend``: one of BACKENDS; ``threads``: Hogwild threads of the numba backend; ``chunk_words``: tokens
-    a thread trains per kernel call; ``batch_centres``: centre words per SGD step of the torch kernel.
+    a thread trains per kernel call (CHUNK_WORDS on one thread, THREAD_CHUNK_WORDS on several);
+    ``batch_centres``: centre words per SGD step of the torch kernel.
     """
 
     def __init__(self, params: Word2VecParams, vocab: Vocab, seed: int = 1, *, backend: str = "numba",
-                 threads: int = 1, chunk_words: int = 50_000, batch_centres: int = 1024):
+                 threads: int = 1, chunk_words: int | None = None, batch_centres: int = 1024):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.params, self.vocab, self.seed = params, vocab, int(seed)
-        self.backend, self.chunk_words = backend, int(chunk_words)
+        self.backend = backend
         self.threads = max(1, int(threads)) if backend == "numba" else 1
+        self.chunk_words = int(chunk_words or (CHUNK_WORDS if self.threads == 1 else THREAD_CHUNK_WORDS))
         self.tables = KernelTables(vocab.counts, ns_exponent=params.ns_exponent, sample=params.sample)
         syn0, syn1neg = init_vectors(len(vocab), params.dim, self.seed)
         self._torch = None
