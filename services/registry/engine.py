@@ -272,6 +272,12 @@ def current_revision(url_or_engine: str | URL | Engine) -> str | None:
             engine.dispose()
 
 
+def schema_status(url_or_engine: str | URL | Engine) -> dict:
+    """``{"current": revision or None, "head": SCHEMA_REVISION, "up_to_date": bool}`` for a database."""
+    current = current_revision(url_or_engine)
+    return {"current": current, "head": SCHEMA_REVISION, "up_to_date": current == SCHEMA_REVISION}
+
+
 def _known_revisions() -> list[str]:
     return sorted(p.name.split("_", 1)[0] for p in (MIGRATIONS_DIR / "versions").glob("[0-9]*_*.py"))
 

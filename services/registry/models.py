@@ -96,6 +96,10 @@ class ModelRegistry:
         encoded_params = encode_params(params)
         metrics = check_metrics(metrics)
         steps = check_history(history)
+        last: dict[str, float] = {}
+        for _, values in sorted(steps, key=lambda sv: sv[0]):
+            last.update(values)
+        metrics = {**last, **metrics}  # a key only in the history: its last value is its final value
         artifacts = check_strings(artifacts, "artifacts")
         tags = check_tags(tags or {})
         lineage = check_lineage(lineage, job_id)

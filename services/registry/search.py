@@ -30,7 +30,7 @@ OPERATORS = ("=", "!=", "<", "<=", ">", ">=")
 ORDER_FIELDS = ("name", "version", "created_at", "kind")
 """Plain fields ``--order-by`` takes, besides ``metric.X``, ``param.X`` and ``tag.X``."""
 MAX_LIMIT = 100_000
-_FILTER = re.compile(r"\s*(metric|param|tag)\.([^\s=!<>]{1,250})\s*(<=|>=|!=|==|=|<|>)\s*(.*?)\s*")
+_FILTER = re.compile(r"[ \t]*(metric|param|tag)\.([^\s=!<>]{1,250})[ \t]*(<=|>=|!=|==|=|<|>)[ \t]*(.*?)[ \t]*")
 _FIELD = re.compile(r"(metric|param|tag)\.([^\s=!<>]{1,250})")
 _GLOB = re.compile(r"[A-Za-z0-9_.\-*?]{1,128}")
 _HINT = "use metric.NAME OP VALUE, param.NAME OP VALUE or tag.NAME OP VALUE with OP one of = != < <= > >="
@@ -98,7 +98,7 @@ def parse_filter(text: str) -> Filter:
             raise InvalidParameter(f"bad filter {text!r}: a metric compares with a number, not {raw!r}")
     elif kind == "param":
         value = _param_value(raw)
-        if op not in ("=", "!=") and _number(value) is None:
+        if op not in ("=", "!=") and (isinstance(value, (bool, str)) or value is None):
             raise InvalidParameter(f"bad filter {text!r}: {op} compares params with a number")
     else:
         value = _unquote(raw)
@@ -203,8 +203,8 @@ def _condition(f: Filter):
         return mv.id.in_(select(SqlMetric.version_id).where(SqlMetric.key == f.key, SqlMetric.step.is_(None),
                                                             _compare(SqlMetric.value, f.op, f.value)))
     if f.kind == "param":
-        number = _number(f.value)
-        column, value = (SqlParam.num, number) if number is not None else (SqlParam.value, param_json(f.value))
+        typed_number = isinstance(f.value, (int, float)) and not isinstance(f.value, bool)
+        column, value = (SqlParam.num, float(f.value)) if typed_number else (SqlParam.value, param_json(f.value))
         return mv.id.in_(select(SqlParam.version_id).where(SqlParam.key == f.key, _compare(column, f.op, value)))
     # A version's tags include its model's, unless the version sets the same key itself.
     own = select(SqlVersionTag.version_id).where(SqlVersionTag.key == f.key)

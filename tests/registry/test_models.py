@@ -95,9 +95,13 @@ def test_tags_on_models_and_versions(db):
     db.models.set_tag("w2v", "owner", "grace")  # overwrite
     db.models.set_tag("w2v", "stage", "candidate", version=1)
     assert db.models.get_model("w2v").tags == {"owner": "grace"}
-    assert db.models.get_version("w2v", 1).tags == {"stage": "candidate"}
+    # a version carries its model's tags, and its own win
+    assert db.models.get_version("w2v", 1).tags == {"owner": "grace", "stage": "candidate"}
+    db.models.set_tag("w2v", "owner", "linus", version=1)
+    assert db.models.get_version("w2v", 1).tags == {"owner": "linus", "stage": "candidate"}
     db.models.delete_tag("w2v", "stage", version=1)
-    assert db.models.get_version("w2v", 1).tags == {}
+    db.models.delete_tag("w2v", "owner", version=1)
+    assert db.models.get_version("w2v", 1).tags == {"owner": "grace"}
     with pytest.raises(NotFound):
         db.models.delete_tag("w2v", "stage", version=1)
 

@@ -108,3 +108,34 @@ def test_concurrent_registrations_through_one_engine(db):
     for t in threads:
         t.join(timeout=60)
     assert sorted(got) == list(range(1, 41))
+
+
+def test_twenty_concurrent_registrations_get_twenty_distinct_versions(db_url):
+    """Issue 6: 20 registrations of one model at once (20 engines, as 20 dispatchers/processes would have)."""
+    databases = [Database(db_url) for _ in range(20)]
+    barrier = threading.Barrier(20)
+    got: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def worker(db):
+        try:
+            barrier.wait()
+            v = register(db, name="twenty")
+            with lock:
+                got.append(v.version)
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(d,)) for d in databases]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for d in databases:
+        d.close()
+    assert not errors, errors
+    assert sorted(got) == list(range(1, 21))
+    with Database(db_url) as db:
+        versions = db.models.list_versions("twenty")
+    assert [v.version for v in versions] == list(range(1, 21)) and len({v.uid for v in versions}) == 20
