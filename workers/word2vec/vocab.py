@@ -1,9 +1,9 @@
 """The vocabulary: word counts per shard (map), merged (reduce), then cut by min_count / max_vocab_size.
 
-``count_shard`` runs once per shard (on one of the job's workers: an actor call each); ``merge_counts`` adds the
-results; ``Vocab.build``
-keeps the words that reach ``min_count``, most frequent first (ties broken by the word itself, so the
-order is deterministic), at most ``max_vocab_size`` of them. A Vocab travels as plain JSON.
+``count_shard`` runs once per shard (on one of the job's workers: an actor call each); ``merge_counts``
+adds the results; ``Vocab.build`` keeps the words that reach ``min_count``, most frequent first (ties
+broken by the word itself, so the order is deterministic), at most ``max_vocab_size`` of them. A Vocab
+travels as plain JSON.
 """
 from __future__ import annotations
 
