@@ -91,8 +91,9 @@ class JobSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v):
-        if not _NAME.fullmatch(v):  # fullmatch: `$` would let a trailing newline in
-            raise ValueError("use letters, digits, '.', '_' or '-' (at most 128), starting with a letter or digit")
+        if not _NAME.fullmatch(v) or ".." in v:  # fullmatch: `$` would let a trailing newline in
+            raise ValueError("use letters, digits, '.', '_' or '-' (at most 128, no '..'), starting with a letter "
+                             "or digit")
         return v
 
     @model_validator(mode="after")
