@@ -26,7 +26,7 @@ from services.registry.search import Filter, OrderField, VersionQuery, parse_fil
 from services.registry.tokens import ApiToken, TokenRecords  # registers api_tokens on Base.metadata
 
 __all__ = [
-    "Database", "open_registry", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
+    "Database", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
     "Lineage", "ModelRef", "parse_ref", "make_engine", "session_scope", "upgrade", "check_schema",
     "SchemaOutOfDate", "SCHEMA_REVISION", "VersionInUse", "VersionQuery", "Filter", "OrderField", "parse_filter",
     "parse_order", "ApiToken", "TokenRecords",
@@ -69,9 +69,3 @@ class Database:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def open_registry(url: str | URL | None = None) -> tuple[ModelRegistry, JobRecords]:
-    """The two stores over one (migrated) database; see Database for a transaction across both."""
-    db = Database(url)
-    return db.models, db.jobs
