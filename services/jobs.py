@@ -193,6 +193,10 @@ def validate_offline(data: dict, *, user: str, flags: bool = False) -> JobSpec:
     if "user" in data:
         raise InvalidParameter("user: a spec cannot name its submitter (kiln records who runs the command)")
     spec = build_spec({**data, "user": user}, flags=flags)
+    if spec.kind == "cnn":  # each kind runs its own prechecks
+        from workers.cnn.precheck import resolve_cnn_spec  # noqa: PLC0415
+
+        return resolve_cnn_spec(spec)[0]
     check_eval_files(spec.params)
     check_min_count(spec.params)
     return spec
