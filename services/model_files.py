@@ -50,11 +50,12 @@ def size_of(uri: str) -> int | None:
 
 
 def _inside(path: Path, root: Path) -> bool:
+    """True for a path inside a job's folder of the store (``root/jobs/<id>/...``), never root or jobs/ itself."""
     try:
-        path.resolve().relative_to(root.resolve())
+        parts = path.resolve().relative_to(root.resolve()).parts
     except ValueError:
         return False
-    return True
+    return len(parts) >= 3 and parts[0] == "jobs" and ".." not in parts
 
 
 def remove_artifacts(uris: list[str], root: Path, still_used: set[str]) -> Removal:

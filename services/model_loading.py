@@ -35,7 +35,8 @@ def model_dir(mv: ModelVersion) -> Path:
         raise NotFound(f"{mv.ref} has no artifacts")
     if any(p is None for p in paths):
         raise InvalidParameter(f"{mv.ref}: only local artifact stores can be loaded")
-    folder = Path(os.path.commonpath([str(p.parent) for p in paths]))
+    # An artifact may be the model folder itself (cnn's "model") or a file in it.
+    folder = Path(os.path.commonpath([str(p if p.is_dir() else p.parent) for p in paths]))
     if not folder.is_dir():
         raise NotFound(f"{mv.ref}: its files are gone ({folder})")
     return folder

@@ -19,8 +19,9 @@ LINEAGE_KEYS = frozenset({"job_id", "dataset_fingerprint", "corpus_fingerprint",
                           "trained_from"})
 """Keys ``register_version`` accepts in ``lineage`` (``corpus_fingerprint`` is word2vec's name for the
 dataset's; ``trained_from`` is the ``name:version`` a model was trained from)."""
-MAX_TAG_VALUE = 1000
-"""Longest tag value, in characters (tag values are indexed for search)."""
+MAX_TAG_VALUE = 500
+"""Longest tag value, in characters: tag values are indexed for search, and a PostgreSQL index entry holds
+at most 2704 bytes (500 characters of UTF-8 plus a 250-character key fit)."""
 MAX_DESCRIPTION = 10_000
 """Longest description, in characters."""
 MAX_KEY = 250

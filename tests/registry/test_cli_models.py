@@ -350,3 +350,35 @@ def test_real_processes_print_one_line_and_the_exit_code(news):
     r = subprocess.run([KILN, "models", "list", "--all-versions", "--json"], env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and [x["version"] for x in json.loads(r.stdout)] == [2, 1, 1]
+
+
+# -- CNN versions (workers/cnn) ----------------------------------------------------------------------------------
+def test_cnn_versions_load_as_eval_mode_classifiers_and_delete_with_their_folder(kiln):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from services.models import load_model
+    from workers.cnn.card import CARD, WEIGHTS, write_card
+    from workers.cnn.models import build_model
+
+    args = {"arch": "softmax", "in_channels": 1, "num_classes": 3, "image_size": [4, 4]}
+    folder = kiln.artifacts / "jobs" / "job-cnn" / "model"
+    folder.mkdir(parents=True)
+    save_file(build_model(args).state_dict(), str(folder / WEIGHTS))
+    write_card(folder, model_args=args, classes=["a", "b", "c"], shape=[4, 4, 1], mean=[0.5], std=[0.25],
+               metrics={"accuracy": 0.5}, params={"arch": "softmax"}, dataset={"description": "tiny"})
+    # the artifacts a cnn job returns: the folder itself and files in it
+    kiln.db.models.register_version(name="digits", kind="cnn", params={"arch": "softmax", "epochs": 1},
+                                    metrics={"accuracy": 0.5}, lineage={}, job_id="job-cnn",
+                                    artifacts={"model": folder.as_uri(), "weights": (folder / WEIGHTS).as_uri(),
+                                               "card": (folder / CARD).as_uri()})
+    kiln.run("models", "alias", "digits:1", "production")
+    clf = load_model("digits@production", kiln.settings)
+    assert isinstance(clf.module, torch.nn.Module) and not clf.module.training
+    x = clf.preprocess([np.zeros((4, 4, 1), dtype=np.uint8)])
+    assert tuple(clf.probabilities(x).shape) == (1, 3) and clf.classes == ["a", "b", "c"]
+    assert [r["name"] for r in kiln.json("models", "list", "--kind", "cnn")] == ["digits"]
+    assert kiln.json("models", "show", "digits")["artifact_sizes"]["model"] > 0
+    assert "is a cnn model, not word2vec" in kiln.error(2, "similar", "digits", "king")
+    d = kiln.json("models", "delete", "digits:1", "--yes", "--force")
+    assert d["freed_bytes"] > 0 and not folder.exists() and (kiln.artifacts / "jobs").is_dir()
