@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,10 @@ def one_line_error(r, code):
     (["{corpus}", "--window", "0"], "window"),
     (["{corpus}", "--dim", "abc"], "'abc' is not a valid integer"),
     (["{corpus}", "--min-count", "100000"], "min_count=100000"),
+    (["{corpus}", "--min-count", "0"], "--min-count must be at least 1"),
+    (["{corpus}", "--lr", "nan"], "--lr must be a finite number"),
+    (["{corpus}", "--placement", "everywhere"], "'everywhere' is not one of 'pack', 'spread'"),
+    (["{corpus}", "--timeout", "soon"], "'soon' is not a duration"),
     (["{empty}"], "is empty"),
     (["{emptydir}"], "holds no files"),
     (["{binary}"], "binary"),
@@ -86,33 +91,49 @@ def test_read_commands_import_neither_torch_nor_ray(env):
 def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}
     corpus = write_corpus(tmp_path / "corpus.txt")
+    # the knobs that only the spec had before are flags now (generated from the spec)
     r = run(["submit", "word2vec", str(corpus), "--name", "cli-model", "--dim", "16", "--epochs", "2",
-             "--min-count", "2", "--follow", "--json"], env)
+             "--min-count", "2", "--ns-exponent", "0.5", "--max-sentence-length", "500", "--checkpoint-interval", "2s",
+             "--timeout", "10m", "--placement", "spread", "--follow", "--json"], env)
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
-    assert set(out) == {"job_id", "state", "model", "error"}
+    assert set(out) == {"id", "job_id", "state", "model", "error"} and out["id"] == out["job_id"]
     assert out["state"] == "SUCCEEDED" and out["model"] == {"name": "cli-model", "version": 1} and out["error"] is None
-    job = out["job_id"]
+    job = out["id"]
+    spec = Database(cluster_settings.db_url).jobs.get(job).spec
+    assert spec["params"]["ns_exponent"] == 0.5 and spec["params"]["max_sentence_length"] == 500
+    assert spec["checkpoint_interval_s"] == 2.0 and spec["timeout_s"] == 600.0
+    assert spec["resources"]["placement"] == "spread"
+    assert spec["params"]["window"] == 5 and spec["params"]["sg"] is True  # flags not given: the spec's defaults
 
     jobs = json.loads(run(["jobs", "--json"], env).stdout)
     assert [j["id"] for j in jobs] == [job]
     status = json.loads(run(["status", job, "--json"], env).stdout)
     assert {"id", "name", "kind", "state", "progress", "attempt", "submitted_at", "started_at", "finished_at",
-            "error", "metrics"} <= set(status)
+            "heartbeat", "error", "metrics", "model", "placement", "live", "throughput"} <= set(status)
     assert status["state"] == "SUCCEEDED" and status["progress"] == 1.0 and status["metrics"]["vocab_size"] > 0
+    assert status["model"] == {"name": "cli-model", "version": 1} and jobs[0]["model"] == status["model"]
+    assert [p["worker"] for p in status["placement"]] == [0] and status["placement"][0]["node_id"]
+    for when in ("submitted_at", "started_at", "finished_at", "heartbeat"):
+        datetime.fromisoformat(status[when])  # ISO 8601, the heartbeat too
+    assert isinstance(status["attempt"], int) and isinstance(status["progress"], float)
     human = run(["status", job], env)
     assert human.returncode == 0 and "SUCCEEDED" in human.stdout
     logs = run(["logs", job], env)
     assert "registered model cli-model version 1" in logs.stdout
     followed = run(["logs", job, "-f"], env, timeout=30)  # a finished job: prints everything, then returns
     assert followed.returncode == 0 and followed.stdout == logs.stdout
+    lines = [json.loads(line) for line in run(["logs", job, "--json"], env).stdout.splitlines()]
+    assert len(lines) == len(logs.stdout.splitlines()) and set(lines[0]) == {"time", "level", "message"}
+    assert lines[-1]["message"] == "registered model cli-model version 1"
+    datetime.fromisoformat(lines[0]["time"])
 
     listed = json.loads(run(["models", "list", "--json"], env).stdout)
     assert [(m["name"], m["version"], m["kind"]) for m in listed] == [("cli-model", 1, "word2vec")]
-    assert {"name", "version", "kind", "created_at", "metrics"} == set(listed[0])
+    assert {"name", "version", "kind", "created_at", "metrics"} <= set(listed[0])
     shown = json.loads(run(["models", "show", "cli-model:1", "--json"], env).stdout)
     assert shown["lineage"]["job_id"] == job and shown["lineage"]["dataset_fingerprint"]
-    assert shown["params"]["dim"] == "16" and shown["artifacts"]["vectors"].startswith("file://")
+    assert shown["params"]["dim"] in (16, "16") and shown["artifacts"]["vectors"].startswith("file://")
 
     dest = tmp_path / "vectors.txt"
     r = run(["models", "export", "cli-model", "--format", "word2vec-text", "-o", str(dest)], env)
@@ -124,7 +145,7 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
 
     near = json.loads(run(["similar", "cli-model", "cat3", "--top", "5", "--json"], env).stdout)
     assert len(near) == 5 and sum(n["word"].startswith("cat") for n in near) >= 4
-    cache = cluster_settings.kiln_home / "cache" / "cli-model-1"
+    (cache,) = (cluster_settings.kiln_home / "cache").glob("cli-model-1-*")  # keyed by the version's uid too
     assert (cache / "unit.npy").is_file()  # the second query reads the cached, normalised vectors
     assert json.loads(run(["similar", "cli-model", "cat3", "--top", "5", "--json"], env).stdout) == near
     assert "not in the model's vocabulary" in one_line_error(run(["similar", "cli-model", "zebra"], env), 1)
@@ -136,3 +157,22 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     # cancelling a finished job changes nothing
     r = run(["cancel", job], env)
     assert r.returncode == 0 and "already SUCCEEDED" in r.stdout
+
+
+def test_submit_options_are_the_specs_fields():
+    """Every field of the word2vec spec is reachable as a flag whose default is the spec's own."""
+    import click
+
+    from cli.submit import word2vec_command
+    from shared.specs import JobSpec, Resources, Word2VecParams
+
+    cmd = word2vec_command()
+    by_name = {p.name: p for p in cmd.params if isinstance(p, click.Option)}
+    expected = (set(Word2VecParams.model_fields) - {"corpus"}) | set(Resources.model_fields) | (
+        set(JobSpec.model_fields) - {"kind", "params", "resources", "user"})
+    assert expected <= set(by_name), expected - set(by_name)
+    assert all(by_name[f].default is None for f in expected - {"name"})  # unset flags take the spec's defaults
+    flags = {o for p in cmd.params for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])}
+    assert {"--ns-exponent", "--cbow-mean", "--cbow-sum", "--max-sentence-length", "--checkpoint-interval",
+            "--placement", "--timeout", "--max-vocab", "--sg", "--cbow"} <= flags
+    assert "[default: 5]" in by_name["window"].help and "[default: 0.75]" in by_name["ns_exponent"].help
