@@ -14,6 +14,7 @@ from cli.models import models
 from cli.query import analogy, eval_cmd, similar
 from cli.stack import db, doctor, down, up
 from cli.plot import plot
+from cli.predict import predict
 from cli.serve import serve
 from cli.submit import submit
 from cli.tokens import tokens
@@ -27,7 +28,7 @@ def kiln() -> None:
 
 
 for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, gc, models, similar, analogy,
-                eval_cmd, serve, tokens, plot):
+                eval_cmd, predict, serve, tokens, plot):
     kiln.add_command(command)
 
 

@@ -273,7 +273,7 @@ def gc(dry_run: bool, as_json: bool) -> None:
 @models.command()
 @click.argument("ref", metavar=REF)
 @click.option("--format", "fmt", default="word2vec-text", show_default=True,
-              type=click.Choice(["word2vec-text", "word2vec-binary", "safetensors"]))
+              type=click.Choice(["word2vec-text", "word2vec-binary", "safetensors", "onnx", "torchscript"]))
 @click.option("-o", "--output", required=True, type=str, help="file to write")
 def export(ref: str, fmt: str, output: str) -> None:
     """Write a model's vectors to a file (gensim's KeyedVectors.load_word2vec_format reads the word2vec ones)."""

@@ -44,11 +44,21 @@ def analogy(model: str, a: str, b: str, c: str, top: int, as_json: bool) -> None
 
 @click.command("eval")
 @click.argument("model", metavar="NAME[:VERSION|@ALIAS]")
+@click.argument("dataset", required=False)
+@click.option("--format", "fmt", default="auto", show_default=True, help="DATASET's format (cnn models)")
 @click.option("--analogies", type=str, default=None, help="questions-words file (3CosAdd, top 30,000 words)")
 @click.option("--similarity", type=str, default=None, help="word pairs with human scores (Spearman)")
 @click.option("--json", "as_json", is_flag=True)
-def eval_cmd(model: str, analogies: str | None, similarity: str | None, as_json: bool) -> None:
-    """Evaluate a word2vec model; the results are recorded as the version's metrics."""
+def eval_cmd(model: str, dataset: str | None, fmt: str, analogies: str | None, similarity: str | None,
+             as_json: bool) -> None:
+    """Evaluate a word2vec model (recorded as the version's metrics), or a cnn model on DATASET."""
+    if dataset is not None:  # a cnn model: accuracy, per-class accuracy, confusion matrix (cli/predict.py)
+        from services import vision  # noqa: PLC0415
+
+        from cli.predict import print_cnn_eval  # noqa: PLC0415
+
+        print_cnn_eval(vision.evaluate(_svc(), model, dataset, fmt=fmt), as_json)
+        return
     res = _svc().evaluate(model, analogies=analogies, similarity=similarity)
     if as_json:
         emit_json(res)

@@ -230,7 +230,11 @@ class ModelService:
         return {"model": mv.ref, "metrics": metrics, **out}
 
     def export(self, ref: str, fmt: str, dest: str) -> Path:
-        """Write a version's vectors to ``dest`` in ``fmt`` (one of EXPORT_FORMATS)."""
+        """Write a version's vectors to ``dest`` in ``fmt`` (one of EXPORT_FORMATS; a cnn version: services/vision.py)."""
+        if self.get(ref).kind == "cnn":
+            from services import vision  # noqa: PLC0415
+
+            return vision.export(self, ref, fmt, dest)
         if fmt not in EXPORT_FORMATS:
             raise InvalidParameter(f"--format: unknown format {fmt!r} (one of {', '.join(EXPORT_FORMATS)})")
         model = word2vec_files(self.get(ref))
