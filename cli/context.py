@@ -30,3 +30,12 @@ def model_service():
     from services.models import ModelService  # noqa: PLC0415
 
     return ModelService(backends())
+
+
+def job_reader():
+    """What `kiln jobs` / `kiln status` read from: a kiln server over HTTP when one is configured or the
+    embedded stack's answers (cli/http_client.py, standard library only), else the JobService."""
+    from cli.http_client import RemoteJobs, find_server  # noqa: PLC0415
+
+    server = find_server()
+    return job_service() if server is None else RemoteJobs(server, job_service)

@@ -15,6 +15,12 @@ def _svc():
     return job_service()
 
 
+def _reader():
+    from cli.context import job_reader  # noqa: PLC0415
+
+    return job_reader()
+
+
 def _age(iso: str | None) -> str:
     if not iso:
         return ""
@@ -27,7 +33,7 @@ def _age(iso: str | None) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def jobs(state: str | None, limit: int | None, as_json: bool) -> None:
     """List jobs, newest first (from SQL, so history survives a Redis or cluster restart)."""
-    views = _svc().list(state=state, limit=limit)
+    views = _reader().list(state=state, limit=limit)
     if as_json:
         emit_json(views)
         return
@@ -47,7 +53,7 @@ def jobs(state: str | None, limit: int | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(job_id: str, as_json: bool) -> None:
     """Show one job: state, progress, throughput, ETA, metrics, error."""
-    v = _svc().get(job_id)
+    v = _reader().get(job_id)
     if as_json:
         emit_json(v)
         return

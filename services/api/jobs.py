@@ -46,12 +46,14 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
 @router.get("", summary="List jobs, newest first")
 def list_jobs(request: Request, state: str | None = Query(None, description="QUEUED, RUNNING, SUCCEEDED, ..."),
               user: str | None = Query(None, max_length=128, description="only this user's jobs"),
-              limit: int | None = Query(None, ge=0, le=100_000), who: Principal = Depends(principal)) -> list[dict]:
+              limit: int | None = Query(None), who: Principal = Depends(principal)) -> list[dict]:
+    # limit and state are checked by JobService.list itself: the same message as `kiln jobs`
     svc = _state(request).job_service(who.user)
     if user is None:
         return svc.list(state=state, limit=limit)
+    views = svc.list(state=state, limit=limit if limit is not None and limit < 0 else None)  # raises for limit < 0
     # JobService.list has no user filter: filter its answer, then apply the limit.
-    views = [v for v in svc.list(state=state) if v["user"] == user]
+    views = [v for v in views if v["user"] == user]
     return views if limit is None else views[:limit]
 
 

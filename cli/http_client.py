@@ -1,0 +1,130 @@
+"""The CLI as a thin HTTP client of a kiln server, for read commands.
+
+Used when ``KILN_URL`` is set (with ``KILN_TOKEN``, else the token in ``$KILN_HOME/api_token``), or when
+the embedded stack's server (``$KILN_HOME/server.json``, written by `kiln up`) answers. Only the standard
+library is imported here: no redis, SQLAlchemy, Ray, torch or pydantic, so a read command starts fast.
+Errors come back as the same KilnError classes (same one-line message, same exit code) as the local path.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from urllib.parse import quote, urlencode, urlsplit
+
+from shared import errors
+
+TIMEOUT_S = 30.0
+_ERRORS = {
+    "RESOURCE_DOES_NOT_EXIST": errors.NotFound,
+    "RESOURCE_ALREADY_EXISTS": errors.AlreadyExists,
+    "INVALID_STATE_TRANSITION": errors.InvalidTransition,
+    "INVALID_PARAMETER_VALUE": errors.InvalidParameter,
+    "MALFORMED_JSON": errors.InvalidParameter,
+    "BAD_REQUEST": errors.UserError,
+    "UNAUTHENTICATED": errors.UserError,
+    "PERMISSION_DENIED": errors.UserError,
+    "PAYLOAD_TOO_LARGE": errors.UserError,
+    "SERVICE_UNAVAILABLE": errors.Unavailable,
+}
+
+
+class KilnServer:
+    """GET/POST JSON against one server with one bearer token (one keep-alive connection)."""
+
+    def __init__(self, url: str, token: str | None, *, explicit: bool):
+        self.url = url.rstrip("/")
+        self.token = token
+        self.explicit = explicit  # KILN_URL given: an unreachable server is an error, not a fallback
+        self._conn = None
+
+    def _connection(self):
+        import http.client  # noqa: PLC0415
+
+        if self._conn is None:
+            parts = urlsplit(self.url)
+            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            self._conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
+        return self._conn
+
+    def request(self, method: str, path: str, params: dict | None = None) -> object:
+        """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone."""
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            conn = self._connection()
+            conn.request(method, urlsplit(self.url).path + path + (f"?{query}" if query else ""), headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as e:
+            raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
+        try:
+            data = json.loads(body) if body else None
+        except ValueError:
+            raise errors.Unavailable(f"the kiln server at {self.url} answered {resp.status} with no JSON") from None
+        if resp.status >= 400:
+            err = (data or {}).get("error") if isinstance(data, dict) else None
+            if not isinstance(err, dict):
+                raise errors.KilnError(f"the kiln server answered HTTP {resp.status}")
+            raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
+        return data
+
+    def get(self, path: str, **params) -> object:
+        return self.request("GET", path, params)
+
+
+def _token(home: Path) -> str | None:
+    token = os.environ.get("KILN_TOKEN")
+    if token:
+        return token.strip()
+    try:
+        return (home / "api_token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _home() -> Path:
+    return Path(os.environ.get("KILN_HOME") or Path.home() / ".kiln").expanduser().absolute()
+
+
+def find_server() -> KilnServer | None:
+    """The server read commands should use, or None to use the stores directly (see module doc)."""
+    home = _home()
+    url = os.environ.get("KILN_URL")
+    if url:
+        return KilnServer(url, _token(home), explicit=True)
+    try:
+        info = json.loads((home / "server.json").read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if not isinstance(pid, int) or not Path(f"/proc/{pid}").exists() or not isinstance(info.get("url"), str):
+        return None  # a record left by a server that is gone
+    return KilnServer(info["url"], _token(home), explicit=False)
+
+
+class RemoteJobs:
+    """The read half of JobService, over HTTP: the same dicts as the local ``list`` and ``get``.
+
+    ``local`` builds the JobService to use instead when the server found through ``server.json`` does not
+    answer (the stack is going down); with KILN_URL an unreachable server is an error (exit code 3)."""
+
+    def __init__(self, server: KilnServer, local):
+        self.server = server
+        self.local = local
+
+    def _get(self, path: str, fallback, **params):
+        try:
+            return self.server.get(path, **params)
+        except errors.Unavailable:
+            if self.server.explicit:
+                raise
+            return fallback(self.local())
+
+    def list(self, state: str | None = None, limit: int | None = None) -> list[dict]:
+        return self._get("/api/jobs", lambda svc: svc.list(state=state, limit=limit), state=state, limit=limit)
+
+    def get(self, job_id: str) -> dict:
+        return self._get(f"/api/jobs/{quote(job_id, safe='')}", lambda svc: svc.get(job_id))

@@ -1,0 +1,59 @@
+"""The CLI as a thin HTTP client: with KILN_URL + KILN_TOKEN, `kiln jobs` and `kiln status` print exactly
+what they print when they read the stores themselves (same --json, same table, same errors and exit
+codes), and import neither redis, SQLAlchemy, Ray, torch nor pydantic."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.api.conftest import KILN, server_env
+from tests.conftest import write_corpus
+
+HEAVY = ("redis", "sqlalchemy", "ray", "torch", "pydantic", "numpy", "alembic")
+
+
+def run(env, *args):
+    return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def envs(api, tmp_path):
+    local = server_env(api.settings)
+    remote = {**local, "KILN_URL": api.url, "KILN_TOKEN": api.tokens["alice"],
+              # the remote client must not need the stores at all
+              "KILN_REDIS_URL": "redis://127.0.0.1:1/0", "KILN_DB_URL": f"sqlite:///{tmp_path / 'absent.db'}"}
+    return local, remote
+
+
+def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
+    local, remote = envs
+    corpus = write_corpus(tmp_path / "c.txt", sentences=200)
+    job = api.post("/api/jobs", token=api.tokens["alice"],
+                   json={"name": "thin", "params": {"corpus": [str(corpus)], "min_count": 1}}).json()
+    for args in (["jobs", "--json"], ["jobs"], ["jobs", "--state", "queued", "--limit", "1", "--json"],
+                 ["status", job["id"], "--json"], ["status", job["id"]],
+                 ["status", "job-0000beef"], ["jobs", "--state", "HAPPY"], ["jobs", "--limit", "-1"]):
+        here, there = run(local, *args), run(remote, *args)
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+    assert run(remote, "status", "job-0000beef").returncode == 1
+    assert not (tmp_path / "absent.db").exists()  # the client never opened a database
+
+
+def test_the_http_path_imports_no_store_client(api, envs):
+    _, remote = envs
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", "jobs", "--json"], env=remote,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-500:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_wrong_token_and_unreachable_server_are_one_line(api, envs):
+    _, remote = envs
+    bad = run({**remote, "KILN_TOKEN": "kiln_wrong"}, "jobs")
+    assert bad.returncode == 2 and bad.stderr == "error: unknown or revoked token\n"
+    gone = run({**remote, "KILN_URL": "http://127.0.0.1:1"}, "jobs")
+    assert gone.returncode == 3 and gone.stderr.startswith("error: cannot reach the kiln server at http://127.0.0.1:1")
+    assert len(gone.stderr.splitlines()) == 1
