@@ -57,9 +57,12 @@ class Database:
     def url(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    def session(self) -> AbstractContextManager[Session]:
-        """One transaction: pass it as ``session=`` to store methods; commits at the end, rolls back on error."""
-        return session_scope(self.engine)
+    def session(self, *, read_only: bool = False) -> AbstractContextManager[Session]:
+        """One transaction: pass it as ``session=`` to store methods; commits at the end, rolls back on error.
+
+        ``read_only`` transactions must not write; on SQLite they never wait behind another writer's lock.
+        """
+        return session_scope(self.engine, read_only=read_only)
 
     def close(self) -> None:
         self.engine.dispose()
