@@ -29,7 +29,7 @@ __all__ = [
     "Database", "ModelRegistry", "JobRecords", "JobRecord", "ModelVersion", "RegisteredModel",
     "Lineage", "ModelRef", "parse_ref", "make_engine", "session_scope", "upgrade", "check_schema",
     "SchemaOutOfDate", "SCHEMA_REVISION", "VersionInUse", "VersionQuery", "Filter", "OrderField", "parse_filter",
-    "parse_order", "ApiToken", "TokenRecords",
+    "parse_order", "ApiToken", "TokenRecords", "load_model",
 ]
 
 
@@ -72,3 +72,11 @@ class Database:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def load_model(ref: str, settings=None):
+    """``load_model("news@production")``: word2vec vectors (``most_similar``, ``analogy``), or for a CNN an
+    eval-mode torch module with its preprocessing. See ``services.models`` for every registry operation."""
+    from services.models import load_model as _load  # noqa: PLC0415 - numpy/torch only when a model is loaded
+
+    return _load(ref, settings)
