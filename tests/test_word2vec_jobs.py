@@ -96,6 +96,15 @@ def test_a_checkpoint_that_cannot_be_written_does_not_fail_the_job(svc, small_co
     assert final["model"] == {"name": "no-ckpt", "version": 1}
 
 
+def test_cpus_per_worker_become_training_threads(svc, small_corpus):
+    view = svc.submit(svc.validate(w2v(small_corpus, "threads", resources={"workers": 1, "cpus_per_worker": 2})))
+    final = svc.wait(view["id"], timeout_s=240)
+    assert final["state"] == "SUCCEEDED", (final["error"], logs(svc, view["id"])[-3:])
+    assert any("1 worker(s) x 2 thread(s)" in m for m in logs(svc, view["id"]))
+    params = ModelService(svc.b).show("threads:1")["params"]
+    assert params["threads_per_worker"] == 2 and params["cpus_per_worker"] == 2.0
+
+
 WIKI_MIN_SPEARMAN = 0.25
 """WordSim-353 Spearman a 2-node job must reach on the Wikipedia sample (skip-gram dim 100, 10 epochs), as
 tests/word2vec/test_quality.py asks of one trainer (which measured 0.387-0.406, and -0.03..0.10 with the
