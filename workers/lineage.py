@@ -7,7 +7,6 @@ from importlib import metadata
 from pathlib import Path
 
 
-
 def corpus_fingerprint(paths: list[str]) -> str:
     """sha256 over the corpus files' names and bytes, in order (streamed)."""
     h = hashlib.sha256()
