@@ -329,8 +329,11 @@ def test_load_model_returns_ready_vectors(news):
     from services.models import load_model, model_service
 
     news.run("models", "alias", "news:1", "production")
+    from services.registry import load_model as registry_load_model
+
     kv = load_model("news@production", news.settings)
     assert kv.most_similar("king", topn=1)[0][0] == "queen"
+    assert registry_load_model("news", news.settings).most_similar("king", topn=1)[0][0] == "cat"
     assert len(kv.analogy("man", "king", "woman", topn=2)) == 2
     svc = model_service(news.settings)
     rows = svc.list(svc.query(filters=["metric.analogy_accuracy>0.5"], order_by="metric.analogy_accuracy",
