@@ -181,8 +181,7 @@ class ModelService:
         removal: Removal = collect(self.b.artifacts.root, self._registry.artifact_uris(), active, dry_run=dry_run)
         caches = 0
         if not dry_run:
-            uids = {mv.uid for mv in self._registry.search(VersionQuery(all_versions=True))}
-            caches = drop_caches(self.b.settings.kiln_home, keep_uids=uids)
+            caches = drop_caches(self.b.settings.kiln_home, keep_uids=self._registry.uids())
         return {**removal.to_dict(), "caches": caches, "dry_run": dry_run}
 
     # -- using models -------------------------------------------------------------------------------

@@ -296,6 +296,11 @@ class ModelRegistry:
             found = load_versions(s, ids)
             return [found[i] for i in ids if i in found]
 
+    def uids(self, *, session: Session | None = None) -> set[str]:
+        """The uid of every version."""
+        with self._session(session, read_only=True) as s:
+            return set(s.scalars(select(SqlModelVersion.uid)))
+
     def artifact_uris(self, *, session: Session | None = None) -> set[str]:
         """Every artifact URI some version references."""
         with self._session(session, read_only=True) as s:

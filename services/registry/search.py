@@ -1,7 +1,7 @@
 """Searching model versions: ``metric.X >= V`` filters, an order and a limit, as one SQL query.
 
 ``parse_filter("metric.accuracy > 0.9")`` and ``parse_order("metric.accuracy")`` turn user text into a
-structured ``VersionQuery``; ``select_version_ids(query)`` builds the SELECT with every value bound as a
+structured ``VersionQuery``; ``select_version_ids(query, dialect)`` builds the SELECT with every value bound as a
 parameter (no SQL is ever built from user text). Filters are ANDed. A version without the filtered key
 never matches (``tag.team != nlp`` needs a ``team`` tag). Metrics compare their final value (the one
 logged without a step); a version's tags include its model's (its own win).

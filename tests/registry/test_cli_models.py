@@ -276,11 +276,15 @@ def test_gc_removes_only_unreferenced_model_files_of_finished_jobs(news):
     Word2VecModel(WORDS, _vectors(("king", "queen"))).save(running)
     news.db.jobs.create(job_id="job-running", name="news", kind="word2vec", user="t", spec_json="{}", priority=0,
                         max_retries=0)
+    assert news.json("similar", "news:1", "king", "--top", "1")  # a live cache
+    for stale in ("news-9-" + "0" * 32, "news-1"):  # a deleted version's; kiln 0.1's (no uid)
+        (news.home / "cache" / stale).mkdir(parents=True)
     before = news.json("models", "gc", "--dry-run")
     assert sorted(Path(p).name for p in before["removed"]) == ["vectors.safetensors", "vectors.txt", "vocab.json"]
     assert stray.is_dir()
     d = news.json("models", "gc")
-    assert d["removed"] == before["removed"] and d["freed_bytes"] > 0
+    assert d["removed"] == before["removed"] and d["freed_bytes"] > 0 and d["caches"] == 2
+    assert [p.name for p in (news.home / "cache").iterdir()] == [f"news-1-{news.db.models.get_version('news', 1).uid}"]
     assert not stray.exists() and (running / "vectors.safetensors").is_file()
     for ref in ("news:1", "news:2", "other:1"):  # every registered version still loads
         assert news.json("similar", ref, "king", "--top", "1")
