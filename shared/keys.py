@@ -20,3 +20,8 @@ def job(job_id: str) -> str:
 def log(job_id: str) -> str:
     """Stream of a job's log lines, bounded in length."""
     return f"{PREFIX}:log:{job_id}"
+
+
+def series(job_id: str) -> str:
+    """Stream of a job's progress points (loss, throughput...) over time, bounded in length: the curves."""
+    return f"{PREFIX}:series:{job_id}"
