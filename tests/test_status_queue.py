@@ -66,3 +66,14 @@ def test_queue_orders_by_priority_then_time(redis_client):
     assert q.claim("low-early") is True
     assert q.claim("low-early") is False  # only one claimer wins
     assert "low-early" not in q
+
+
+def test_a_note_is_no_heartbeat(redis_client):
+    """The dispatcher's notes (why a job waits) update the hash but are no sign of a runner's life."""
+    st = StatusStore(redis_client)
+    st.create("j1", {})
+    st.report("j1", heartbeat=False, reason="waiting for capacity")
+    got = st.get("j1")
+    assert got["reason"] == "waiting for capacity" and "heartbeat" not in got
+    st.report("j1", progress=0.1)
+    assert st.get("j1")["heartbeat"] > 0
