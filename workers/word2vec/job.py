@@ -39,6 +39,9 @@ ROUND_S = 1.0
 """Target seconds of training per round for multi-worker jobs (between two merges / progress reports)."""
 FREQUENT_ROWS = 2048
 """The most frequent words' rows are merged across nodes every round; the rest in turn (rows_to_merge)."""
+FULL_MERGE_FLOATS = 8_000_000
+"""Up to this many weights per matrix (vocabulary x dim, 32 MB), every row is merged every round: that
+costs tens of milliseconds a round, and rows left to drift apart for several rounds cost quality."""
 SHARD_BYTES = 32 << 20
 """Largest target bytes per corpus shard (one worker call counts or encodes one shard)."""
 MIN_SHARD_BYTES = 1 << 20
@@ -330,8 +333,9 @@ class Word2VecJob:
                     if o["words"] >= pr.budgets[k]:
                         pr.budgets[k] = int(max(10_000, min(5_000_000, pr.budgets[k] * ROUND_S / max(o["seconds"], 1e-3))))
             if self.merger is not None:
-                self.merger.merge(None if all(finished) else rows_to_merge(self.vocab.counts, pr.rounds,
-                                                                           hot_rows=FREQUENT_ROWS))
+                every_row = all(finished) or len(self.vocab) * p.dim <= FULL_MERGE_FLOATS
+                self.merger.merge(None if every_row else rows_to_merge(self.vocab.counts, pr.rounds,
+                                                                      hot_rows=FREQUENT_ROWS))
             now = time.time()
             self.train_s = now - t0
             rate = (pr.words_done - self.words_at_start) / max(self.train_s, 1e-6)
