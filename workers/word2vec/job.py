@@ -195,6 +195,7 @@ class Word2VecJob:
             self._fingerprint = w.call(n - 1, "fingerprint", p.corpus)
 
         ctx.report({"phase": "counting"})
+        ctx.log(f"counting words in {len(shards)} shard(s) of {corpus_bytes:,} bytes")
         counts = merge_counts(w.get([w.call(i % n, "count", sh.to_dict(), opts) for i, sh in enumerate(shards)]))
         self.vocab = Vocab.build(counts, min_count=p.min_count, max_vocab_size=p.max_vocab_size)
         self.raw_words = counts.raw_words
@@ -205,6 +206,7 @@ class Word2VecJob:
                 f"in {len(shards)} shard(s)")
 
         ctx.report({"phase": "encoding"})
+        ctx.log(f"encoding {len(shards)} shard(s) with the vocabulary")
         vocab_json = self.vocab.to_json()
         w.each("set_vocab", vocab_json)
         data_dir = ctx.job_dir("data")
@@ -367,6 +369,7 @@ class Word2VecJob:
 
         ctx, p, r, w = self.ctx, self.p, self.spec.resources, self.workers
         ctx.report({"phase": "evaluating"})
+        ctx.log("writing the model files and evaluating")
         vectors = w.get(w.call(0, "vectors"))
         check_finite(round_index=self.progress.rounds, lr=p.min_lr, arrays={"vectors": vectors})
         model = Word2VecModel(self.vocab.words, vectors, counts=self.vocab.counts)
