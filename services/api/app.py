@@ -5,6 +5,7 @@ The OpenAPI document is at /api/openapi.json (interactive docs at /api/docs).
 """
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,6 +19,8 @@ from services.backends import Backends
 from shared.config import Settings
 
 STATIC = Path(__file__).resolve().parent / "static"
+THREADS = 256
+"""Worker threads for request handlers (anyio's default is 40)."""
 
 
 def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
@@ -29,7 +32,7 @@ def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
     backends = Backends(settings)
     tokens = TokenService(backends.db)  # opens (and migrates) the database now, not on the first request
     app = FastAPI(title="kiln", version=_version(), openapi_url="/api/openapi.json", docs_url="/api/docs",
-                  redoc_url=None, description="Training jobs, the model registry and model queries over HTTP. "
+                  redoc_url=None, lifespan=_lifespan, description="Training jobs, the model registry and model queries over HTTP. "
                   "Send `Authorization: Bearer TOKEN` (`kiln tokens create --user NAME`).")
     app.state.kiln = ServerState(settings=settings, backends=backends, tokens=tokens,
                                  is_open=OpenDoor(tokens, loopback=loopback))
@@ -40,6 +43,16 @@ def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    # Handlers are plain functions run in a thread pool; a live log stream holds a thread while it waits
+    # for lines, so the pool is sized well above MAX_STREAMS (jobs.py) to keep answering.
+    import anyio.to_thread  # noqa: PLC0415
+
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
 
 
 def _version() -> str:

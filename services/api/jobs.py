@@ -7,6 +7,7 @@ the job's ``user`` is always the token's user.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from typing import Any, Iterator
 
@@ -15,11 +16,14 @@ from fastapi.responses import StreamingResponse
 
 from services.api.auth import Principal, principal, require_owner
 from services.api.body import json_object, openapi_body
-from shared.errors import InvalidParameter
+from shared.errors import InvalidParameter, Unavailable
 from shared.states import JobState
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
+MAX_STREAMS = 128
+"""Live log streams served at once; one more is refused with 503 (each holds a handler thread)."""
+_streams = threading.BoundedSemaphore(MAX_STREAMS)
 HEARTBEAT_S = 10.0
 """A comment line this often keeps a quiet log stream open through proxies and detects gone clients."""
 
@@ -92,11 +96,41 @@ def logs(request: Request, job_id: str, follow: bool = False, who: Principal = D
     svc.get(job_id)  # 404 before any stream starts
     if not follow:
         return [entry for entry in svc.logs(job_id)]
-    return StreamingResponse(_event_stream(st.backends, job_id), media_type="text/event-stream",
+    if not _streams.acquire(blocking=False):
+        raise Unavailable(f"the server already serves {MAX_STREAMS} live log streams; try again later")
+    return StreamingResponse(_Stream(_events(st.backends, job_id)), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _event_stream(backends, job_id: str) -> Iterator[str]:
+class _Stream:
+    """An event iterator that gives its MAX_STREAMS slot back exactly once: when it ends, is closed, or is
+    dropped unstarted (a client that left before the first byte)."""
+
+    def __init__(self, events: Iterator[str]):
+        self.events = events
+        self.held = True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self.events)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.held:
+            self.held = False
+            self.events.close()
+            _streams.release()
+
+    def __del__(self):
+        self.close()
+
+
+def _events(backends, job_id: str) -> Iterator[str]:
     """SSE: one ``data:`` event per log entry, ``: keepalive`` comments while quiet, and a final
     ``event: end`` with the job's state once it is terminal and the log is drained."""
     after, last_sent = "0-0", time.monotonic()

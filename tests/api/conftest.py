@@ -114,9 +114,10 @@ def register_word2vec(settings: Settings, name: str = "vecs", words: int = 60, d
     vocab = [f"{t}{i}" for i in range(words // 3) for t in ("cat", "car", "sun")]
     vectors = np.stack([centres[("cat", "car", "sun").index(w[:3])] + 0.05 * rng.normal(size=dim) for w in vocab])
     paths = Word2VecModel(vocab, vectors).save(Path(settings.artifacts) / "models" / secrets.token_hex(4))
+    store = ArtifactStore(settings.artifacts)
     with Database(settings.db_url) as db:
         mv = db.models.register_version(name=name, kind="word2vec", params={"dim": dim}, metrics={"vocab_size": len(vocab)},
-                                        artifacts={k: ArtifactStore.uri(p) for k, p in paths.items()},
+                                        artifacts={k: store.uri(p) for k, p in paths.items()},
                                         lineage={"kiln_version": "test"})
     return f"{mv.name}:{mv.version}"
 

@@ -30,10 +30,11 @@ def register_cnn(settings, name="digits") -> str:
     save_file({"conv1.weight": rng.normal(size=(6, 1, 5, 5)).astype(np.float32),
                "fc.weight": rng.normal(size=(10, 24)).astype(np.float32)}, str(folder / "model.safetensors"))
     (folder / "confusion.json").write_text(json.dumps({"classes": ["a", "b", "c"], "matrix": [[5, 1, 0], [0, 6, 0], [1, 0, 4]]}))
+    store = ArtifactStore(settings.artifacts)
     with Database(settings.db_url) as db:
         mv = db.models.register_version(name=name, kind="cnn", params={"arch": "lenet5"}, metrics={"accuracy": 0.8},
-                                        artifacts={"weights": ArtifactStore.uri(folder / "model.safetensors"),
-                                                   "confusion": ArtifactStore.uri(folder / "confusion.json")},
+                                        artifacts={"weights": store.uri(folder / "model.safetensors"),
+                                                   "confusion": store.uri(folder / "confusion.json")},
                                         lineage={})
     return mv.ref
 
