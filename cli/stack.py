@@ -25,6 +25,11 @@ def up() -> None:
     url = start_local_server(resolved, db)
     click.echo(f"kiln is up: redis {mask_url(resolved.redis_url)}  ray {resolved.ray_address}  "
                f"db {mask_url(resolved.db_url)}")
+    from services.health import artifact_warning, cluster_node_count  # noqa: PLC0415
+
+    warning = artifact_warning(resolved.artifacts, cluster_node_count(resolved.redis_url))
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"server {url}  (your token: {resolved.kiln_home / 'api_token'})")
 
 
@@ -93,6 +98,8 @@ def doctor(as_json: bool) -> None:
                 click.echo(f"    {n['node_id'][:12]}  {n['address'] or '?':<15} {n['cpus']:g} CPUs  {n['gpus']:g} GPUs  "
                            f"{n['memory_bytes'] / 2**30:.1f} GiB{'  (head)' if n['head'] else ''}")
         click.echo(f"server:  {report['server_url'] or 'not running (`kiln up` starts it, or `kiln serve`)'}")
+        for warning in report["warnings"]:
+            click.echo(f"warning: {warning}")
         click.echo("settings:")
         for k, v in report["settings"].items():
             click.echo(f"    {k:<20} {v}")

@@ -71,20 +71,49 @@ def _torch() -> dict:
         return {"ok": False, "detail": f"torch: {e}"}
 
 
+def artifact_warning(artifacts: str, node_count: int) -> str | None:
+    """A warning when a local-path artifact store is used by a cluster of several nodes."""
+    from shared.artifacts import is_remote  # noqa: PLC0415
+
+    if node_count > 1 and not is_remote(artifacts):
+        return (f"KILN_ARTIFACTS is a local path ({artifacts}) and the cluster has {node_count} nodes: every node "
+                "must mount it at the same place (NFS), or use a URL every node reaches (s3://...)")
+    return None
+
+
+def cluster_node_count(redis_url: str | None) -> int:
+    """How many nodes the dispatcher last saw in the cluster (0 if unknown); no Ray call."""
+    import json  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    from shared import keys  # noqa: PLC0415
+
+    if not redis_url:
+        return 0
+    try:
+        raw = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5).get(keys.CLUSTER_NODES)
+        return len(json.loads(raw)) if raw else 0
+    except (redis.RedisError, ValueError):
+        return 0
+
+
 def check_all(settings: Settings) -> dict:
-    """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "settings"}."""
+    """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "warnings", "settings"}."""
     resolved = stack.resolve(settings)
     try:
         version = metadata.version("kiln")
     except metadata.PackageNotFoundError:
         version = "unknown"
     ray_check, nodes = _ray(resolved)
+    warning = artifact_warning(settings.artifacts, len(nodes))
     return {
         "kiln_version": version,
         "python": platform.python_version(),
         "checks": {"redis": _redis(resolved), "database": _database(resolved), "ray": ray_check,
                    "torch": _torch()},
         "nodes": nodes,
+        "warnings": [warning] if warning else [],
         "settings": {"KILN_HOME": str(settings.kiln_home),
                      "KILN_REDIS_URL": mask_url(settings.redis_url) or f"(embedded) {mask_url(resolved.redis_url) or 'not running'}",
                      "KILN_DB_URL": mask_url(settings.db_url), "KILN_ARTIFACTS": mask_url(settings.artifacts),

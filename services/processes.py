@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import sys
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
@@ -103,10 +104,11 @@ def _signal(members: list[int], sig: int) -> list[int]:
 
 def die_with_parent(sig: int = signal.SIGTERM):
     """A ``preexec_fn`` for Popen: the child gets ``sig`` when the process that started it dies (even by SIGKILL)."""
-    libc = ctypes.CDLL(None, use_errno=True)
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
 
     def _preexec() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        if prctl is not None:  # elsewhere the next `kiln up` cleans up by identity instead
+            prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0)
         os.setpgrp()  # its own group, so its whole tree can be found and signalled as one
 
     return _preexec

@@ -32,6 +32,8 @@ def test_up_on_an_existing_cluster_starts_only_redis(tmp_path, ray_cluster):
         nodes = sorted(report["nodes"], key=lambda n: -n["cpus"])
         assert [n["cpus"] for n in nodes] == [2, 1] and all(n["gpus"] == 0 for n in nodes)
         assert all(n["memory_bytes"] > 0 and n["node_id"] for n in nodes) and nodes[0]["head"]
+        # the default artifact store is a local path: with two nodes, doctor warns that every node must mount it
+        assert len(report["warnings"]) == 1 and "KILN_ARTIFACTS is a local path" in report["warnings"][0]
         text = run(["doctor"], env, timeout=120).stdout
         assert "nodes:" in text and "2 CPUs  0 GPUs" in text and "1 CPUs  0 GPUs" in text
     finally:
