@@ -16,6 +16,7 @@ from pathlib import Path
 
 from services.model_files import local_path
 from services.registry.entities import ModelVersion
+from shared.artifacts import fetch, is_remote
 from shared.errors import InvalidParameter, NotFound
 
 CACHE_DIR = "cache"
@@ -33,6 +34,11 @@ def model_dir(mv: ModelVersion) -> Path:
     paths = [local_path(uri) for _, uri in sorted(mv.artifacts.items())]
     if not paths:
         raise NotFound(f"{mv.ref} has no artifacts")
+    uris = [uri for _, uri in sorted(mv.artifacts.items())]
+    if all(p is None for p in paths) and all(is_remote(u) for u in uris):
+        folders = {u.rstrip("/").rsplit("/", 1)[0] for u in uris}
+        if len(folders) == 1:  # a URL artifact store: the model folder, downloaded once
+            return fetch(folders.pop())
     if any(p is None for p in paths):
         raise InvalidParameter(f"{mv.ref}: only local artifact stores can be loaded")
     # An artifact may be the model folder itself (cnn's "model") or a file in it.
@@ -80,6 +86,9 @@ def word2vec_files(mv: ModelVersion):
     if vectors is None:
         raise NotFound(f"{mv.ref} has no vectors artifact")
     path = local_path(vectors)
+    if path is None and is_remote(vectors):  # a URL artifact store: its model folder, downloaded once
+        folder, name = vectors.rsplit("/", 1)
+        path = fetch(folder) / name
     if path is None or not path.exists():
         raise NotFound(f"artifact {vectors} no longer exists")
     return Word2VecModel.load(path.parent)
