@@ -1,0 +1,87 @@
+"""Read commands as whole processes: reading the stores directly vs. through a kiln server (thin client).
+
+A temporary KILN_HOME with its own redis-server and SQLite file holds ``--jobs`` queued jobs; a real
+`kiln serve` runs over it. Each command runs ``--runs`` times both ways, interleaved (local, HTTP, local,
+HTTP...) so that machine load hits both alike; medians are printed side by side with the ratio, next to
+``python -c pass`` (the interpreter alone: the floor for any Python CLI).
+
+    python -m bench.cli_http_latency [--runs 15] [--jobs 20]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.api_load import spec, start_redis, start_server
+
+KILN = str(Path(sys.executable).with_name("kiln"))
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    took = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr.strip()}")
+    return took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--jobs", type=int, default=20)
+    args = ap.parse_args()
+
+    import requests
+
+    from services.registry import Database
+    from services.tokens import TokenService
+    from tests.conftest import write_corpus
+
+    tmp = Path(tempfile.mkdtemp(prefix="kiln-cli-http-"))
+    home = tmp / "home"
+    home.mkdir()
+    redis_proc, redis_url = start_redis(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))}
+    env.update(KILN_HOME=str(home), KILN_REDIS_URL=redis_url, KILN_DB_URL=f"sqlite:///{home / 'registry.db'}",
+               KILN_USER="bench", RAY_ADDRESS="127.0.0.1:1")
+    db = Database(env["KILN_DB_URL"])
+    token = TokenService(db).create("bench")[0]
+    server, url = start_server(env)
+    try:
+        corpus = write_corpus(tmp / "corpus.txt", sentences=300)
+        ids = [requests.post(url + "/api/jobs", json=spec(corpus, i), headers={"Authorization": f"Bearer {token}"},
+                             timeout=60).json()["id"] for i in range(args.jobs)]
+        remote = {**env, "KILN_URL": url, "KILN_TOKEN": token}
+        commands = [("kiln jobs --json", [KILN, "jobs", "--json"]),
+                    ("kiln status ID --json", [KILN, "status", ids[0], "--json"]),
+                    ("kiln jobs", [KILN, "jobs"])]
+        print(f"# read commands, median of {args.runs} processes each ({os.cpu_count()} CPUs, "
+              f"load average {os.getloadavg()[0]:.1f} at start)")
+        print("| command | stores directly | via kiln server (HTTP) | ratio |")
+        print("| --- | ---: | ---: | ---: |")
+        floor = statistics.median(timed([sys.executable, "-c", "pass"], env) for _ in range(args.runs))
+        for label, cmd in commands:
+            local, http = [], []
+            for _ in range(args.runs):
+                local.append(timed(cmd, env))
+                http.append(timed(cmd, remote))
+            a, b = statistics.median(local), statistics.median(http)
+            print(f"| `{label}` | {a * 1000:.0f} ms | {b * 1000:.0f} ms | {a / b:.2f}x faster |")
+        print(f"| `python -c pass` (floor) | {floor * 1000:.0f} ms | | |")
+    finally:
+        server.terminate()
+        server.wait(15)
+        redis_proc.terminate()
+        redis_proc.wait(15)
+        db.close()
+
+
+if __name__ == "__main__":
+    main()
