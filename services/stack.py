@@ -185,9 +185,11 @@ def up(settings: Settings, *, quiet: bool = True) -> Settings:
     Idempotent, and safe to call from many processes at once: one starts the stack, the others wait
     for it and use it. An explicit Redis or Ray that does not answer is an error before anything starts.
     """
-    check_explicit(settings)
+    if settings.redis_url:
+        check_redis_url(settings.redis_url)  # before anything starts: a job that cannot be queued starts nothing
     private_home(settings)
     if needs_embedded(settings) and read_stack(settings) is None:
+        check_explicit(settings)  # no local Redis for a Ray cluster that is not there, nor the reverse
         with file_lock.held(settings.kiln_home / START_LOCK_FILE, timeout_s=START_TIMEOUT_S,
                             waiting="another kiln process is starting the local stack"):
             if read_stack(settings) is None:  # the process we waited for may have started it

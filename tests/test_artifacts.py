@@ -80,6 +80,7 @@ def test_unknown_scheme_is_a_clear_error():
         ArtifactStore("nope://bucket/x")
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_a_job_with_its_model_in_s3(s3_endpoint, tmp_path, small_corpus):
     home = tmp_path / "home"
