@@ -19,6 +19,7 @@ from services.backends import Backends
 from services.jobs import JobService
 from shared import keys
 from shared.states import JobState
+from tests.conftest import write_corpus
 from tests.test_cli import run
 
 pytestmark = pytest.mark.timeout(400)
@@ -58,6 +59,12 @@ def logs(svc, job_id):
 @pytest.fixture
 def svc(cluster_settings, dispatcher):
     return JobService(Backends(cluster_settings))
+
+
+@pytest.fixture
+def long_corpus(tmp_path):
+    """240k words an epoch: a job of many epochs runs for a while (for jobs stopped while they run)."""
+    return write_corpus(tmp_path / "long.txt", sentences=20000)
 
 
 def test_dispatcher_killed_while_a_job_is_starting(svc, small_corpus, dispatcher):
@@ -102,7 +109,7 @@ def test_a_locked_registry_never_throws_a_trained_model_away(svc, small_corpus, 
     assert job_files.load_result(svc.b.artifacts, job) is None  # registered: nothing left to keep
 
 
-def test_cancel_requests_are_taken_on_sqls_word(svc, small_corpus, cluster_settings):
+def test_cancel_requests_are_taken_on_sqls_word(svc, small_corpus, long_corpus, cluster_settings):
     # a cancel request that SQL does not confirm (anyone who can write to Redis) is ignored: the job ends
     job = svc.submit(svc.validate(w2v(small_corpus, name="forged", params={"epochs": 4})))["id"]
     wait_for(lambda: svc.b.db.jobs.get(job).state == JobState.RUNNING, what="RUNNING")
@@ -112,7 +119,7 @@ def test_cancel_requests_are_taken_on_sqls_word(svc, small_corpus, cluster_setti
     assert final["state"] == "SUCCEEDED", (final["error"], logs(svc, job)[-5:])
 
     # a cancel recorded in SQL whose Redis request was lost still stops the runner and frees its group
-    job = svc.submit(svc.validate(w2v(small_corpus, name="sql-cancel", params={"epochs": 400})))["id"]
+    job = svc.submit(svc.validate(w2v(long_corpus, name="sql-cancel", params={"epochs": 1000})))["id"]
     wait_for(lambda: svc.b.db.jobs.get(job).state == JobState.RUNNING, what="RUNNING")
     assert placement.find(job) is not None
     svc.b.db.jobs.transition(job, JobState.CANCELLED, error="cancelled by user")
@@ -124,8 +131,8 @@ def test_cancel_requests_are_taken_on_sqls_word(svc, small_corpus, cluster_setti
     assert svc.get(job)["state"] == "CANCELLED"
 
 
-def test_a_job_past_its_time_limit_fails(svc, small_corpus, cluster_settings):
-    job = svc.submit(svc.validate(w2v(small_corpus, name="slow", params={"epochs": 400}, timeout_s=3)))["id"]
+def test_a_job_past_its_time_limit_fails(svc, long_corpus, cluster_settings):
+    job = svc.submit(svc.validate(w2v(long_corpus, name="slow", params={"epochs": 1000}, timeout_s=3)))["id"]
     final = svc.wait(job, timeout_s=120)
     assert final["state"] == "FAILED" and final["error"].startswith("timed out after 3s"), final["error"]
     assert final["attempt"] == 1 and svc.b.db.models.list_versions() == []
@@ -160,3 +167,18 @@ def test_scratch_is_deleted_when_a_job_ends_and_gc_cleans_old_leftovers(svc, sma
     assert sorted(p.name for p in root.iterdir()) == sorted(n for n in left)
     assert not job_files.job_root(svc.b.artifacts, failed).exists()
     assert all(p.exists() for p in model_files)
+
+
+def test_a_planned_stop_requeues_without_counting_an_attempt(svc, long_corpus, dispatcher, cluster_settings):
+    job = svc.submit(svc.validate(w2v(long_corpus, name="drained", params={"epochs": 60}, max_retries=0,
+                                      checkpoint_interval_s=0.3)))["id"]
+    wait_for(lambda: any("checkpoint saved" in m for m in logs(svc, job)), 120, "a checkpoint")
+    assert ray.get(dispatcher.drain.remote(), timeout=120) == [job]
+    rec = svc.b.db.jobs.get(job)
+    assert rec.state == JobState.QUEUED and rec.attempt == 1 and live_state(svc, job) == "QUEUED"
+    assert job in svc.b.queue and placement.find(job) is None
+    ray.kill(dispatcher, no_restart=False)  # the next `kiln up`: a fresh dispatcher
+    final = svc.wait(job, timeout_s=240)
+    assert final["state"] == "SUCCEEDED" and final["attempt"] == 1, (final["error"], logs(svc, job)[-5:])
+    assert any("resum" in m for m in logs(svc, job))
+    assert [(v.name, v.version) for v in svc.b.db.models.list_versions()] == [("drained", 1)]
