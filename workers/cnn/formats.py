@@ -75,8 +75,14 @@ def read_cifar(files: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def cifar_labels(files: list[Path]) -> np.ndarray:
+    """The (fine) labels of CIFAR batches, checking every file's length."""
     rec = cifar_record_size(files[0])
-    return np.concatenate([np.fromfile(f, dtype=np.uint8).reshape(-1, rec)[:, rec - CIFAR_PIXELS - 1] for f in files])
+    out = []
+    for f in files:
+        if cifar_record_size(f) != rec:
+            raise InvalidParameter(f"{f}: mixes CIFAR-10 and CIFAR-100 records with {files[0].name}")
+        out.append(np.fromfile(f, dtype=np.uint8).reshape(-1, rec)[:, rec - CIFAR_PIXELS - 1])
+    return np.concatenate(out)
 
 
 def cifar_class_names(folder: Path, n_classes: int) -> list[str]:

@@ -21,6 +21,7 @@ way TorchTrainer sets up its workers (rank 0's address and a free port, init_pro
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from workers.cnn.datasets import scan
 from workers.cnn.evaluate import classification_report, report_metrics
 from workers.cnn.recipes import shift_pixels
 from workers.cnn.worker import CnnWorker
-from workers.contract import Checkpoint, TrainResult, check_finite
+from workers.contract import Checkpoint, TrainResult
 from workers.lineage import kiln_lineage
 
 REPORT_EVERY_S = 0.5
@@ -155,13 +156,13 @@ class CnnJob:
         resume = str(Path(ctx.resume.path).resolve()) if ctx.resume is not None else None
         infos = w.each("setup", str(self.data_dir), self.model_args(), self.train_config(), addresses[0][:2],
                        resume, self.p.weights)
-        self.state = {k: infos[0][k] for k in ("epoch", "step", "history")}
+        self.state = {"epoch": infos[0]["epoch"], "step": infos[0]["step"], "history": list(infos[0]["history"])}
         if infos[0]["weights"]:
             copied, skipped = infos[0]["weights"]
             ctx.log(f"--weights: copied {copied} tensors, skipped {skipped} (names or shapes differ)")
         if resume:
             ctx.log(f"resuming from the checkpoint of epoch {self.state['epoch']}")
-        ctx.report({"phase": "training", "placement": [{"rank": k, "node": a[0], "device": a[2]}
+        ctx.report({"phase": "training", "placement": [{"worker": k, "node_id": a[3], "node_ip": a[0], "device": a[2]}
                                                         for k, a in enumerate(addresses)]})
 
     # -- train -------------------------------------------------------------------------------------
@@ -174,10 +175,12 @@ class CnnJob:
             if w.remote:
                 self._wait_reporting(refs, epoch, t0)
             r = w.get(refs)[0]
-            check_finite(round_index=epoch + 1, lr=p.lr, loss=r["loss"])
-            if not w.get(w.call(0, "weights_finite")):
-                raise TrainingError(f"training diverged at epoch {epoch + 1} (learning rate {p.lr:g}): the weights "
-                                    "hold non-finite values; nothing was registered (try a lower --lr)")
+            bad = None if math.isfinite(r["loss"]) else f"the loss is {r['loss']}"
+            if bad is None and not w.get(w.call(0, "weights_finite")):
+                bad = "the weights hold non-finite values"
+            if bad:
+                raise TrainingError(f"training diverged at epoch {epoch + 1} (peak learning rate {p.lr:g}): {bad}; "
+                                    "nothing was registered (try a lower --lr)")
             ev = w.get(w.call(0, "evaluate"))
             seconds = time.perf_counter() - t0
             self.train_s += r["seconds"]

@@ -40,15 +40,17 @@ class CnnWorker:
         self._lock = threading.Lock()
 
     # -- where it runs ------------------------------------------------------------------------------
-    def address(self) -> tuple[str, int, str]:
-        """(this node's IP, a free port for the process group if this is rank 0, the device name)."""
+    def address(self) -> tuple[str, int, str, str]:
+        """(this node's IP, a free port for the process group if this is rank 0, the device, the Ray node id)."""
+        ip, node = "127.0.0.1", ""
         try:
             import ray  # noqa: PLC0415 - inside a Ray actor: the node's address as Ray sees it
 
-            ip = ray.util.get_node_ip_address() if ray.is_initialized() else "127.0.0.1"
+            if ray.is_initialized():
+                ip, node = ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id()
         except ImportError:
-            ip = "127.0.0.1"
-        return ip, free_port(), str(self.device)
+            pass
+        return ip, free_port(), str(self.device), node
 
     def pid(self) -> int:
         import os  # noqa: PLC0415

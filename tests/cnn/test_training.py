@@ -1,0 +1,153 @@
+"""The training kernel and the job's steps in-process (LocalContext: no Ray, no Redis): the loop learns,
+checkpoints round-trip, a resumed run continues from its epoch, divergence fails, inference and export."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shared.errors import InvalidParameter, TrainingError
+from shared.specs import build_spec
+from tests.cnn.conftest import digits, write_pngs
+from workers.cnn import checkpoint as ckpt_io
+from workers.cnn.augment import random_translate
+from workers.cnn.inference import Classifier
+from workers.cnn.job import CnnJob
+from workers.cnn.loop import DeviceData, LoopState, TrainConfig, make_optimizer, one_cycle_lr, predict, train_epoch
+from workers.cnn.models import build_model, check_arch
+from workers.cnn.precheck import resolve_cnn_spec
+from workers.contract import Checkpoint, LocalContext, run_trainer
+
+
+def cnn_spec(**params):
+    spec, _ = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "t", "params": {"dataset": "digits", **params}}))
+    return spec
+
+
+def test_defaults_resolve_to_the_lenet_recipe():
+    p = cnn_spec().params
+    assert (p.arch, p.image_size, p.optimizer, p.lr, p.epochs, p.label_smoothing, p.augment) == \
+        ("lenet5", 16, "sgd", 0.1, 30, 0.1, ["shift"])
+    assert cnn_spec(arch="resnet", image_size=8).params.depth == 20
+    with pytest.raises(InvalidParameter, match="unknown architecture 'lenet7'"):
+        cnn_spec(arch="lenet7")
+    with pytest.raises(InvalidParameter, match="depth 6n\\+2"):
+        check_arch("resnet", 9)
+
+
+def test_augmentation_shifts_each_image_by_its_own_offset():
+    x = torch.arange(4 * 16, dtype=torch.float32).reshape(4, 1, 4, 4)
+    out = random_translate(x, 1, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape
+    for i in range(4):  # every output is the input moved by at most one pixel, zeros coming in
+        found = False
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                ref = torch.zeros(4, 4)
+                src = x[i, 0]
+                ref[max(0, -dy):4 - max(0, dy), max(0, -dx):4 - max(0, dx)] = \
+                    src[max(0, dy):4 + min(0, dy), max(0, dx):4 + min(0, dx)]
+                found |= torch.equal(out[i, 0], ref)
+        assert found
+
+
+def test_one_cycle_rises_then_falls():
+    lrs = [one_cycle_lr(s, 100, 1.0, 0.25) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.04) and max(lrs) == pytest.approx(1.0, rel=1e-3)
+    assert int(np.argmax(lrs)) == 25 and lrs[-1] < 0.01
+
+
+def _digits_data(n=600):
+    x, y = digits()
+    mean, std = [x[:n].mean() / 255], [x[:n].std() / 255]
+    return (DeviceData.from_numpy(x[:n], y[:n], mean, std, torch.device("cpu")),
+            DeviceData.from_numpy(x[n:n + 300], y[n:n + 300], mean, std, torch.device("cpu")))
+
+
+def test_loop_learns_and_checkpoint_round_trips(tmp_path):
+    train, held = _digits_data()
+    cfg = TrainConfig(epochs=4, batch_size=64, lr=0.05, optimizer="sgd", augment=(), seed=3)
+    torch.manual_seed(0)
+    model = build_model({"arch": "mlp", "in_channels": 1, "num_classes": 10, "image_size": [8, 8]})
+    opt, state = make_optimizer(model, cfg), LoopState()
+    losses = [train_epoch(model, opt, train, cfg, state)["loss"] for _ in range(2)]
+    assert losses[1] < losses[0] and state.epoch == 2 and state.step == 2 * (600 // 64)
+    folder = tmp_path / "ck"
+    folder.mkdir()
+    ckpt_io.save(folder, model, opt, state, {"model_args": {}})
+    # continue the original and a restored copy for one more epoch: the same weights come out
+    train_epoch(model, opt, train, cfg, state)
+    torch.manual_seed(99)
+    twin = build_model({"arch": "mlp", "in_channels": 1, "num_classes": 10, "image_size": [8, 8]})
+    twin_opt = make_optimizer(twin, cfg)
+    twin_state = ckpt_io.load(Checkpoint(folder), twin, twin_opt)
+    assert (twin_state.epoch, twin_state.step) == (2, 2 * (600 // 64))
+    train_epoch(twin, twin_opt, train, cfg, twin_state)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b)
+    acc = (predict(model, held)[0] == held.y.numpy()).mean()
+    assert acc > 0.8
+
+
+def test_job_steps_in_process_then_predict_and_export(tmp_path):
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    spec = cnn_spec(epochs=4)
+    ctx = LocalContext(spec, tmp_path / "job")
+    result = run_trainer(CnnJob(ctx))
+    m = result.metrics
+    assert m["test_accuracy"] > 0.9 and all(np.isfinite(v) for v in m.values())
+    assert [h["epoch"] for h in result.history] == [1, 2, 3, 4] and "val_accuracy" in result.history[0]
+    assert result.lineage["dataset_fingerprint"].startswith("sha256:") and result.params["arch"] == "lenet5"
+    assert result.params["epochs"] == 4 and isinstance(result.params["lr"], float)
+    ev = json.loads((tmp_path / "job" / "model" / "evaluation.json").read_text())
+    assert np.array(ev["confusion"]).sum() == ev["count"] == 180 and len(ev["per_class"]) == 10
+    assert Checkpoint(tmp_path / "job" / "checkpoint").meta()["epoch"] == 4
+    assert [r["epoch"] for r in ctx.reports if "val_accuracy" in r] == [1, 2, 3, 4]
+
+    clf = Classifier.load(tmp_path / "job" / "model")
+    assert not clf.module.training
+    x, y = digits()
+    pngs = write_pngs(tmp_path / "pngs", x[-40:], y[-40:])
+    files = sorted(str(p) for p in pngs.rglob("*.png"))
+    rows = clf.predict(files, top=3)
+    assert len(rows) == 40 and all(len(r["top"]) == 3 and r["label"] == r["top"][0]["label"] for r in rows)
+    truth = [p.split("/")[-2] for p in files]
+    assert np.mean([r["label"] == t for r, t in zip(rows, truth)]) > 0.85
+
+    from services.vision import EXPORT_FORMATS  # noqa: F401 - the module imports without a service
+    batch = clf.preprocess(files[:8])
+    torch.onnx.export(clf.module, (batch,), str(tmp_path / "m.onnx"), dynamo=False, input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}})
+    onnx_out = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {"image": batch.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(onnx_out, clf.module(batch).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_resumed_job_continues_from_its_epoch_checkpoint(tmp_path):
+    spec = cnn_spec(epochs=3)
+    first = LocalContext(spec, tmp_path / "job")
+    job = CnnJob(first)
+    job.prepare()
+    job.place()
+    job.p = job.p.model_copy(update={"epochs": 1})  # one epoch, then the attempt "dies"
+    job.train()
+    job.close()
+    assert Checkpoint(tmp_path / "job" / "checkpoint").meta()["epoch"] == 1
+    second = LocalContext(spec, tmp_path / "job", attempt=2)
+    assert second.resume is not None
+    result = run_trainer(CnnJob(second))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert any("resuming from the checkpoint of epoch 1" in line for line in second.logs)
+    assert any("reusing the images decoded by an earlier attempt" in line for line in second.logs)
+    assert [r["epoch"] for r in second.reports if "val_accuracy" in r] == [2, 3]
+
+
+def test_divergence_fails_the_job_and_registers_nothing(tmp_path):
+    spec = cnn_spec(epochs=2, lr=10.0, optimizer="sgd", arch="mlp", weight_decay=0.0)
+    with pytest.raises(TrainingError, match="diverged at epoch 1 .*: the loss is nan"):
+        run_trainer(CnnJob(LocalContext(spec, tmp_path / "job")))
+    assert not (tmp_path / "job" / "model" / "card.json").exists()
