@@ -303,7 +303,7 @@ class Dispatcher:
         run.since = time.time()
         try:
             self.b.db.jobs.transition(run.job_id, JobState.RUNNING)
-            self.b.status.set_state(run.job_id, JobState.RUNNING, message="running")
+            self.b.status.set_state(run.job_id, JobState.RUNNING)
         except InvalidTransition:
             pass  # cancelled meanwhile: the SQL check stops it
 
@@ -427,7 +427,7 @@ class Dispatcher:
         s, queue = self.settings, self.b.queue
         ids = queue.ids(limit=500)
         self._specs = {k: v for k, v in self._specs.items() if k in set(ids)}
-        candidates = []
+        candidates, reasons = [], {}
         for job_id in ids:
             found = self._queued(job_id)
             if found is None:
@@ -435,21 +435,19 @@ class Dispatcher:
                 continue
             user, spec = found
             problem = unsatisfiable(spec, self.view.nodes)
-            if problem:
-                queue.remove(job_id)
-                self._fail(job_id, problem)
+            if problem:  # the cluster shrank since submit (a node lost): wait for it, as Ray does, and say so
+                reasons[job_id] = "waiting for nodes: " + problem.removeprefix("resources: ")
                 continue
             r = spec.resources
             candidates.append(Candidate(job_id, user, r.workers, r.cpus_per_worker, r.gpus_per_worker,
                                         r.placement.upper()))
-        if not candidates:
-            return
         by_user: dict[str, int] = {}
         for r in self.running.values():
             by_user[r.user] = by_user.get(r.user, 0) + 1
-        chosen, reasons = pick(candidates, Capacity(self.view.free, len(self.running), by_user),
+        chosen, waiting = pick(candidates, Capacity(self.view.free, len(self.running), by_user),
                                bypassed=self.bypassed, max_bypass=MAX_BYPASS, max_running=s.max_running_jobs,
                                max_per_user=s.max_running_per_user)
+        reasons.update(waiting)
         for job_id, _where in chosen:
             user, spec = self._specs.pop(job_id)
             if not self._start(job_id, user, spec):
@@ -488,7 +486,7 @@ class Dispatcher:
             placement.remove(job_id)
             return True
         self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="", reason="",
-                                placement=placement.placement_of(pg))
+                                message="starting workers", placement=placement.placement_of(pg))
         self.b.status.log(job_id, f"attempt {rec.attempt}: {spec.resources.workers} worker(s) placed "
                                   f"({scaling.placement_strategy}); starting")
         try:
