@@ -75,6 +75,8 @@ def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_
     problems = {j: (v["state"], v["error"]) for j, v in finals.items() if v["state"] != "SUCCEEDED"}
     assert not problems, problems
     assert all(v["attempt"] == 1 for v in finals.values()), {j: v["attempt"] for j, v in finals.items()}
+    live = {j: svc.b.redis.hget(keys.job(j), "state") for j in jobs}
+    assert all(state == b"SUCCEEDED" for state in live.values()), live  # SQL and Redis agree
     versions = svc.b.db.models.list_versions()
     assert sorted((v.name, v.version) for v in versions) == sorted((f"kill-{i}", 1) for i in range(JOBS))
     assert sorted(v.job_id for v in versions) == sorted(jobs)  # one version per job, none run twice
