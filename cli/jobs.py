@@ -41,11 +41,11 @@ def jobs(state: str | None, limit: int | None, as_json: bool) -> None:
     for v in views:
         model = f"{v['model']['name']}:{v['model']['version']}" if v.get("model") else ""
         rows.append([v["id"], v["name"], v["kind"], v["state"], f"{v['progress'] * 100:.0f}%", v["attempt"],
-                     _age(v["submitted_at"]), model or (v.get("error") or "")[:60]])
+                     _age(v["submitted_at"]), model or (v.get("error") or v.get("reason") or "")[:60]])
     if not rows:
         click.echo("no jobs")
         return
-    table(["JOB", "NAME", "KIND", "STATE", "PROGRESS", "ATTEMPT", "SUBMITTED", "MODEL / ERROR"], rows)
+    table(["JOB", "NAME", "KIND", "STATE", "PROGRESS", "ATTEMPT", "SUBMITTED", "MODEL / ERROR / REASON"], rows)
 
 
 @click.command()

@@ -118,7 +118,8 @@ class Dispatcher:
 
     def drain(self) -> list[str]:
         """A planned stop: stop scheduling, stop every runner and put its job back in the queue without
-        counting an attempt (it resumes from its last checkpoint). Returns the re-queued job ids."""
+        counting an attempt (it resumes from its last checkpoint). Returns the re-queued job ids. The actor
+        schedules nothing afterwards: kill it (or let Ray restart it) to dispatch again."""
         self._stop.set()
         self._thread.join(timeout=60)
         requeued = []
