@@ -84,20 +84,21 @@ def _history(svc, mv, what: str) -> tuple[list[float], list[float]]:
 
 
 def confusion_matrix(mv) -> tuple[list[list[float]], list[str]]:
-    """The confusion matrix of a CNN version: a ``confusion`` artifact (.json or .npy) or metric."""
+    """The confusion matrix of a CNN version: its ``evaluation`` artifact (evaluation.json: "confusion",
+    "classes"), a ``confusion`` artifact (.json or .npy), or a ``confusion_matrix`` param."""
     import numpy as np  # noqa: PLC0415
 
     from shared.artifacts import ArtifactStore  # noqa: PLC0415
 
     classes = [str(c) for c in (mv.params.get("classes") or [])]
-    uri = mv.artifacts.get("confusion")
+    uri = mv.artifacts.get("evaluation") or mv.artifacts.get("confusion")  # the CNN job writes evaluation.json
     if uri is not None:
         path = ArtifactStore.local_path(uri)
         if path.suffix == ".npy":
             matrix = np.load(path, allow_pickle=False).tolist()
         else:
             data = json.loads(path.read_text())
-            matrix = data["matrix"] if isinstance(data, dict) else data
+            matrix = (data.get("confusion") or data.get("matrix")) if isinstance(data, dict) else data
             classes = [str(c) for c in (data.get("classes") if isinstance(data, dict) else None) or classes]
     elif isinstance(mv.params.get("confusion_matrix"), list):
         matrix = mv.params["confusion_matrix"]

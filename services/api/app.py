@@ -26,7 +26,7 @@ THREADS = 256
 def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
     """The app for ``settings``. ``loopback``: the server listens on loopback only (it may then answer
     without a token while no token exists)."""
-    from services.api import jobs, models, pages  # noqa: PLC0415
+    from services.api import jobs, models, pages, predict  # noqa: PLC0415
     from services.tokens import TokenService  # noqa: PLC0415
 
     backends = Backends(settings)
@@ -40,6 +40,7 @@ def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.include_router(jobs.router)
     app.include_router(models.router)
+    app.include_router(predict.router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -213,7 +213,10 @@ def model_page(request: Request, ref: str) -> Response:
 <table id="neighbours" class="fields"></table></div></div>"""
     elif d["kind"] == "cnn":
         ref_q = quote(full)
-        extra = (f'<div class="cols"><figure><figcaption>confusion matrix</figcaption><img id="confusion" alt="no confusion '
+        extra = (f'<div class="cols"><div><h3>Predict</h3><form id="predict-form"><div id="drop" class="drop">drop an '
+                 f'image here, or <input type="file" id="image" accept="image/*"></div></form>'
+                 f'<p id="predicted" class="predicted"></p><table id="prediction" class="fields"></table></div>'
+                 f'<figure><figcaption>confusion matrix</figcaption><img id="confusion" alt="no confusion '
                  f'matrix recorded" src="/api/plot/{ref_q}?what=confusion"></figure><figure><figcaption>first-layer filters'
                  f'</figcaption><img id="filters" alt="no filters" src="/api/plot/{ref_q}?what=filters"></figure></div>')
     body = f"""<h1>{e(full)} <small>{e(d['kind'])}</small></h1>{job_link}

@@ -133,3 +133,36 @@ def api(tmp_path_factory, redis_url):
         server.tokens = tokens
         yield server
     client.flushdb()
+
+
+def register_cnn(settings: Settings, name: str = "digits", classes=("a", "b", "c"), size: int = 16) -> str:
+    """A small (randomly initialised) LeNet-5 version with the files a CNN job writes: weights, card and
+    evaluation.json (confusion matrix)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from services.registry import Database
+    from shared.artifacts import ArtifactStore
+    from workers.cnn.card import WEIGHTS, write_card
+    from workers.cnn.models import build_model
+
+    torch.manual_seed(0)
+    args = {"arch": "lenet5", "in_channels": 1, "num_classes": len(classes), "image_size": [size, size]}
+    folder = Path(settings.artifacts) / "models" / secrets.token_hex(4)
+    folder.mkdir(parents=True)
+    save_file(build_model(args).state_dict(), str(folder / WEIGHTS))
+    card = write_card(folder, model_args=args, classes=list(classes), shape=[size, size, 1], mean=[0.5], std=[0.25],
+                      metrics={}, params={"arch": "lenet5"}, dataset={})
+    k = len(classes)
+    matrix = [[5 if i == j else 1 for j in range(k)] for i in range(k)]
+    (folder / "evaluation.json").write_text(json.dumps({"confusion": matrix, "classes": list(classes)}))
+    store = ArtifactStore(settings.artifacts)
+    with Database(settings.db_url) as db:
+        mv = db.models.register_version(name=name, kind="cnn", params={"arch": "lenet5"}, metrics={"accuracy": 0.8},
+                                        artifacts={"model": store.uri(folder), "weights": store.uri(folder / WEIGHTS),
+                                                   "card": store.uri(card),
+                                                   "evaluation": store.uri(folder / "evaluation.json")},
+                                        lineage={})
+    return f"{mv.name}:{mv.version}"

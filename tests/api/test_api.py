@@ -15,7 +15,8 @@ import requests
 
 from services.registry import Database
 from shared import keys
-from tests.api.conftest import KILN, create_tokens, make_settings, register_word2vec, running_server, server_env
+from tests.api.conftest import (KILN, create_tokens, make_settings, register_cnn, register_word2vec, running_server,
+                               server_env)
 from tests.conftest import write_corpus
 
 pytestmark = pytest.mark.timeout(120)
@@ -263,3 +264,40 @@ def test_beyond_loopback_without_tokens_is_refused_and_loopback_without_tokens_i
         while server.get("/api/jobs").status_code != 401:
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+# -- predict (CNN) ------------------------------------------------------------------------------------
+def _png(size=(20, 20), value=200) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", size, value).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_predict_an_uploaded_image(api):
+    alice = api.tokens["alice"]
+    ref = register_cnn(api.settings, "digits-api")
+    r = api.post(f"/api/models/{ref}/predict?top=2", token=alice, files={"image": ("seven.png", _png(), "image/png")})
+    assert r.status_code == 200, r.text
+    p = r.json()
+    assert p["model"] == {"name": "digits-api", "version": 1} and p["name"] == "seven.png"
+    assert p["label"] in ("a", "b", "c") and len(p["top"]) == 2 and p["top"][0]["label"] == p["label"]
+    # the same pixels through the in-process classifier give the same answer
+    again = api.post(f"/api/models/{ref}/predict?top=2", token=alice, files={"image": ("x.png", _png(), "image/png")})
+    assert again.json()["top"] == p["top"]
+
+    assert "not a readable image" in one_line_error(
+        api.post(f"/api/models/{ref}/predict", token=alice, files={"image": ("a.png", b"GIF89a-not-really", "image/png")}),
+        400, "INVALID_PARAMETER_VALUE")
+    one_line_error(api.post(f"/api/models/{ref}/predict", token=alice, files={"image": ("big.png", b"0" * (11 << 20))}),
+                   413, "PAYLOAD_TOO_LARGE")
+    one_line_error(api.post(f"/api/models/{ref}/predict", token=alice, files={"image": ("huge.png", _png((9000, 9000)))}),
+                   413, "PAYLOAD_TOO_LARGE")
+    one_line_error(api.post(f"/api/models/{ref}/predict", token=alice, data=b"{}"), 400)  # no image field
+    one_line_error(api.post(f"/api/models/{ref}/predict", files={"image": ("a.png", _png())}), 401)
+    w2v = register_word2vec(api.settings, "not-a-cnn")
+    assert "cnn" in one_line_error(api.post(f"/api/models/{w2v}/predict", token=alice,
+                                            files={"image": ("a.png", _png())}), 400)

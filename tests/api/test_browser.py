@@ -5,12 +5,12 @@ Screenshots are saved under the test's temporary folder. Skips, saying why, with
 (`make browser` installs one)."""
 from __future__ import annotations
 
+import re
 import shutil
-import time
 
 import pytest
 
-from tests.api.conftest import create_tokens, running_server
+from tests.api.conftest import create_tokens, register_cnn, running_server
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -107,6 +107,20 @@ def test_jobs_and_models_pages_follow_a_job_to_succeeded(browser, cluster_settin
         wait_for(browser, lambda d: d.find_element(By.ID, "retry").is_displayed(), 10, "the retry button")
         browser.save_screenshot(str(tmp_path / "cancelled.png"))
 
+        # a CNN's page: confusion matrix and filters drawn by the server, and an image dropped for prediction
+        cnn = register_cnn(cluster_settings, "digits-page")
+        browser.get(f"{server.url}/models/{cnn}")
+        wait_for(browser, lambda d: d.execute_script(
+            "return ['confusion', 'filters'].every(i => document.getElementById(i).naturalWidth > 100)"), 30,
+            "the confusion matrix and filter pictures")
+        png = tmp_path / "upload.png"
+        from PIL import Image
+        Image.new("L", (16, 16), 255).save(png)
+        browser.find_element(By.ID, "image").send_keys(str(png))
+        wait_for(browser, lambda d: re.fullmatch(r"[abc] \([0-9.]+%\)", text_of(d, "predicted")), 30, "a prediction")
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#prediction tr")) == 3
+        browser.save_screenshot(str(tmp_path / "cnn.png"))
+
         # another user's job page offers no buttons, and the API refuses them anyway
         browser.get(server.url + "/logout")
         browser.get(server.url + "/login")
@@ -115,5 +129,5 @@ def test_jobs_and_models_pages_follow_a_job_to_succeeded(browser, cluster_settin
         wait_for(browser, lambda d: d.find_elements(By.ID, "jobs"), 20, "bob's jobs page")
         browser.get(f"{server.url}/jobs/{job['id']}")
         assert not browser.find_elements(By.ID, "cancel") and not browser.find_elements(By.ID, "retry")
-    for name in ("jobs", "job", "model", "cancelled"):
+    for name in ("jobs", "job", "model", "cancelled", "cnn"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000

@@ -1,19 +1,13 @@
 """kiln plot: real pictures from a job's reported progress and from registered models (word2vec and CNN)."""
 from __future__ import annotations
 
-import json
 import subprocess
-from pathlib import Path
 
-import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from services.backends import Backends
 from services.jobs import JobService
-from services.registry import Database
-from shared.artifacts import ArtifactStore
-from tests.api.conftest import KILN, register_word2vec, server_env
+from tests.api.conftest import KILN, register_cnn, register_word2vec, server_env
 from tests.conftest import write_corpus
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -21,22 +15,6 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def kiln(settings, *args):
     return subprocess.run([KILN, *args], env=server_env(settings), capture_output=True, text=True, timeout=120)
-
-
-def register_cnn(settings, name="digits") -> str:
-    folder = Path(settings.artifacts) / "models" / name
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(1)
-    save_file({"conv1.weight": rng.normal(size=(6, 1, 5, 5)).astype(np.float32),
-               "fc.weight": rng.normal(size=(10, 24)).astype(np.float32)}, str(folder / "model.safetensors"))
-    (folder / "confusion.json").write_text(json.dumps({"classes": ["a", "b", "c"], "matrix": [[5, 1, 0], [0, 6, 0], [1, 0, 4]]}))
-    store = ArtifactStore(settings.artifacts)
-    with Database(settings.db_url) as db:
-        mv = db.models.register_version(name=name, kind="cnn", params={"arch": "lenet5"}, metrics={"accuracy": 0.8},
-                                        artifacts={"weights": store.uri(folder / "model.safetensors"),
-                                                   "confusion": store.uri(folder / "confusion.json")},
-                                        lineage={})
-    return mv.ref
 
 
 def test_plot_a_job_s_curves_and_a_model_s_pictures(settings, tmp_path):

@@ -116,6 +116,28 @@
         }).catch(function (err) { document.getElementById("neighbours").innerHTML = '<tr><td class="error">' + esc(err.message) + "</td></tr>"; });
       });
     }
+    if (m.kind === "cnn") {
+      var drop = document.getElementById("drop"), input = document.getElementById("image");
+      var send = function (file) {
+        if (!file) return;
+        var form = new FormData(); form.append("image", file, file.name);
+        text("predicted", "…");
+        fetch("/api/models/" + ref + "/predict?top=5", {method: "POST", body: form, credentials: "same-origin",
+                                                         headers: {"X-Requested-With": "kiln"}})
+          .then(function (r) { return r.json().then(function (j) { if (!r.ok) throw new Error(j.error.message); return j; }); })
+          .then(function (p) {
+            text("predicted", p.label + " (" + (p.score * 100).toFixed(1) + "%)");
+            document.getElementById("prediction").innerHTML = p.top.map(function (t) {
+              return "<tr><td>" + esc(t.label) + "</td><td>" + (t.score * 100).toFixed(1) + "%</td></tr>"; }).join("");
+          }).catch(function (err) { text("predicted", err.message); });
+      };
+      input.addEventListener("change", function () { send(input.files[0]); });
+      drop.addEventListener("dragover", function (ev) { ev.preventDefault(); drop.classList.add("over"); });
+      drop.addEventListener("dragleave", function () { drop.classList.remove("over"); });
+      drop.addEventListener("drop", function (ev) {
+        ev.preventDefault(); drop.classList.remove("over"); send(ev.dataTransfer.files[0]);
+      });
+    }
     document.getElementById("alias-form").addEventListener("submit", function (ev) {
       ev.preventDefault();
       api("POST", "/api/models/" + ref + "/aliases", {alias: document.getElementById("alias").value.trim()})
