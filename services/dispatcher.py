@@ -21,7 +21,6 @@ around jobs that do not fit, a bound on how often a waiting job is passed over.
 """
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -337,8 +336,8 @@ class Dispatcher:
                     db.jobs.transition(job_id, JobState.RUNNING, session=s)
                 mv = db.models.register_version(
                     name=rec.name, kind=rec.kind, params=result["params"], metrics=result["metrics"],
-                    artifacts=result["artifacts"], lineage=result["lineage"], job_id=job_id, session=s,
-                    **_history_arg(db.models, result))
+                    artifacts=result["artifacts"], lineage=result["lineage"], job_id=job_id,
+                    history=result.get("history") or None, session=s)
                 model = {"name": mv.name, "version": mv.version}
                 db.jobs.transition(job_id, JobState.SUCCEEDED, metrics=result["metrics"],
                                    result={"model": model, "artifacts": result["artifacts"]}, session=s)
@@ -517,15 +516,6 @@ def _wait_name_free(name: str, namespace: str, timeout_s: float = 10.0) -> None:
             return
         ray.kill(old, no_restart=True)
         time.sleep(0.1)
-
-
-def _history_arg(registry, result: dict) -> dict:
-    """``history=`` for register_version when the registry takes it (per-epoch metrics)."""
-    try:
-        accepts = "history" in inspect.signature(registry.register_version).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return {"history": result.get("history") or []} if accepts and "history" in result else {}
 
 
 def _duration(seconds: float) -> str:
