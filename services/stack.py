@@ -34,6 +34,8 @@ START_LOCK_FILE = "stack.start.lock"
 """Held by the process that is starting the stack, so concurrent starters wait and then share it."""
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 60.0
+RESTART_WAIT_S = 60.0
+"""How long a command waits for the daemon to finish restarting a part before it goes on."""
 DAEMON_MODULE = "services.stack_daemon"
 REDIS_PROBE_TIMEOUT_S = 3.0
 STACK_PROCESS_MARKERS = ("redis-server", "/ray/", "ray::", "raylet", "gcs_server")
@@ -179,7 +181,7 @@ def sqlite_path(db_url: str) -> Path | None:
 
 
 # -- up -----------------------------------------------------------------------------------------------
-def up(settings: Settings, *, quiet: bool = True) -> Settings:
+def up(settings: Settings) -> Settings:
     """Start the embedded parts that are not running, and the dispatcher; return the resolved settings.
 
     Idempotent, and safe to call from many processes at once: one starts the stack, the others wait
@@ -194,6 +196,8 @@ def up(settings: Settings, *, quiet: bool = True) -> Settings:
                             waiting="another kiln process is starting the local stack"):
             if read_stack(settings) is None:  # the process we waited for may have started it
                 _start_daemon(settings)
+    if needs_embedded(settings) and (read_stack(settings) or {}).get("state", "").startswith("restarting"):
+        _wait_for(lambda: not (read_stack(settings) or {}).get("state", "").startswith("restarting"), RESTART_WAIT_S)
     resolved = resolve(settings)
     start_dispatcher(resolved)
     return resolved
@@ -247,11 +251,20 @@ def _start_daemon(settings: Settings) -> None:
         if info is not None and info.get("state") == "up":
             return
         if proc.poll() is not None:
-            raise Unavailable(f"the local stack failed to start; see {logs / 'stack.log'}")
+            said = _last_line(logs / "stack.log")
+            raise Unavailable(f"the local stack failed to start{f' ({said})' if said else ''}; see {logs / 'stack.log'}")
         if time.monotonic() > deadline:
             proc.terminate()
             raise Unavailable(f"the local stack did not start within {START_TIMEOUT_S:.0f}s; see {logs / 'stack.log'}")
         time.sleep(0.1)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1][:200] if lines else ""
 
 
 # -- down ---------------------------------------------------------------------------------------------

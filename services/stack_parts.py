@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,6 +179,7 @@ class EmbeddedRay(Part):
         ray_cli = str(Path(sys.executable).with_name("ray"))
         cmd = [ray_cli, "start", "--head", "--block", f"--port={self.port}", "--node-ip-address=127.0.0.1",
                f"--temp-dir={self.temp_dir}", "--include-dashboard=false", "--disable-usage-stats"]
+        self._prune_sessions(keep=2)
         self._spawn(cmd, self.home / "logs" / "ray.log", env=env)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -194,6 +196,13 @@ class EmbeddedRay(Part):
                 self.stop()
                 raise Unavailable(f"Ray did not start within {READY_TIMEOUT_S:.0f} s")
             time.sleep(0.2)
+
+    def _prune_sessions(self, keep: int) -> None:
+        """Remove Ray's older session folders (logs of earlier runs), keeping the ``keep`` newest."""
+        sessions = sorted((p for p in self.temp_dir.glob("session_2*") if p.is_dir() and not p.is_symlink()),
+                          key=lambda p: p.stat().st_mtime)
+        for old in sessions[:-keep] if keep else sessions:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _raylet_up(self) -> bool:
         # The head is usable once its raylet runs (a child of `ray start` in the part's group).
