@@ -39,3 +39,12 @@ def job_reader():
 
     server = find_server()
     return job_service() if server is None else RemoteJobs(server, job_service)
+
+
+def model_reader():
+    """What `kiln models list --json` / `kiln models show` read from: a kiln server over HTTP when there is
+    one (see job_reader), else the ModelService."""
+    from cli.http_client import RemoteModels, find_server  # noqa: PLC0415
+
+    server = find_server()
+    return None if server is None else RemoteModels(server, model_service)

@@ -128,3 +128,31 @@ class RemoteJobs:
 
     def get(self, job_id: str) -> dict:
         return self._get(f"/api/jobs/{quote(job_id, safe='')}", lambda svc: svc.get(job_id))
+
+
+class RemoteModels:
+    """``kiln models list --json`` and ``kiln models show`` over HTTP: the same dicts as ModelService's
+    ``list(query)`` and ``show(ref)`` (the server builds the query from the same flags)."""
+
+    def __init__(self, server: KilnServer, local):
+        self.server = server
+        self.local = local
+
+    def _get(self, path: str, fallback, **params):
+        try:
+            return self.server.get(path, **params)
+        except errors.Unavailable:
+            if self.server.explicit:
+                raise
+            return fallback(self.local())
+
+    def list(self, *, kind, name, filters, order_by, desc, limit, all_versions) -> list[dict]:
+        def local(svc):
+            return svc.list(svc.query(kind=kind, name=name, filters=filters, order_by=order_by, descending=desc,
+                                      limit=limit, all_versions=all_versions))
+
+        return self._get("/api/models", local, kind=kind, name=name, filter=list(filters), order_by=order_by,
+                         desc=desc or None, limit=limit, all_versions=all_versions or None)
+
+    def show(self, ref: str) -> dict:
+        return self._get(f"/api/models/{quote(ref, safe='')}", lambda svc: svc.show(ref))

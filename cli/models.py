@@ -66,6 +66,13 @@ def list_cmd(kind, name, filters, order_by, desc, limit, all_versions, as_json) 
     kiln models list --filter "metric.analogy_accuracy>=0.4" --filter tag.team=nlp \\
                      --order-by metric.analogy_accuracy --desc --limit 10
     """
+    from cli.context import model_reader  # noqa: PLC0415
+
+    remote = model_reader() if as_json else None  # the table's columns need the parsed query: read locally
+    if remote is not None:
+        emit_json(remote.list(kind=kind, name=name, filters=filters, order_by=order_by, desc=desc,
+                              limit=limit or DEFAULT_LIMIT, all_versions=all_versions))
+        return
     query = _query(kind, name, filters, order_by, desc, limit or DEFAULT_LIMIT, all_versions)
     rows = _svc().list(query)
     if as_json:
@@ -98,7 +105,9 @@ def list_query(argv: list[str]):
 @click.option("--json", "as_json", is_flag=True)
 def show(ref: str, as_json: bool) -> None:
     """A version's params, metrics (and per-epoch history), tags, aliases, files and lineage."""
-    d = _svc().show(ref)
+    from cli.context import model_reader  # noqa: PLC0415
+
+    d = (model_reader() or _svc()).show(ref)
     if as_json:
         emit_json(d)
         return
