@@ -56,7 +56,7 @@ resources:
     shown = json.loads(run(["models", "show", "two-workers", "--json"], env).stdout)
     m = shown["metrics"]
     assert m["worker0_words_per_s"] > 0 and m["worker1_words_per_s"] > 0
-    assert shown["params"]["workers"] == "2"
+    assert shown["params"]["workers"] == 2  # params are typed
     # the averaged model learned the topics: same-topic pairs score far above cross-topic pairs
     assert m["similarity_spearman"] > 0.5, m
     assert "analogy_accuracy" in m
