@@ -143,32 +143,42 @@ def peer(db: Database, q: VersionQuery) -> list:
     return out[:q.limit] if q.limit else out
 
 
-def timed(fn, runs: int) -> tuple[float, float, int]:
+def timed(fn, runs: int) -> tuple[float, float, float, int]:
+    """(median wall ms, best wall ms, best CPU ms of this process, rows) over ``runs`` calls after a warm-up."""
     fn()  # warm-up: caches, prepared plans
-    times, n = [], 0
+    times, cpu, n = [], [], 0
     for _ in range(runs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n = len(fn())
         times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000, min(times) * 1000, n
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times) * 1000, min(times) * 1000, min(cpu) * 1000, n
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def run_backend(label: str, url: str, args) -> None:
     t0 = time.perf_counter()
     fill(url, args.models, args.versions, args.tags)
     print(f"\n## {label}: {args.models * args.versions:,} versions x {args.tags} tags "
-          f"(written in {time.perf_counter() - t0:.1f} s)\n")
-    print("| query (`kiln models list ...`) | rows | kiln search median (best), ms | peer: load all + filter "
-          "in Python, median ms | peer / kiln |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+          f"(written in {time.perf_counter() - t0:.1f} s; load average {load_average()})\n")
+    print("| query (`kiln models list ...`) | rows | kiln search: median wall ms (best) | kiln: best CPU ms of "
+          "this process | peer: load all + filter in Python, median wall ms | peer / kiln (median) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     with Database(url) as db:
         for title, cli_args in QUERIES:
             q = query_of(cli_args)
-            med, best, n = timed(lambda: db.models.search(q), args.runs)
-            peer_med, _, peer_n = timed(lambda: peer(db, q), max(1, args.peer_runs))
+            med, best, cpu, n = timed(lambda: db.models.search(q), args.runs)
+            peer_med, _, _, peer_n = timed(lambda: peer(db, q), max(1, args.peer_runs))
             same = "" if peer_n == n else f" (peer found {peer_n})"
-            print(f"| {title}: `{cli_args}` | {n}{same} | {med:.1f} ({best:.1f}) | {peer_med:.0f} | "
+            print(f"| {title}: `{cli_args}` | {n}{same} | {med:.1f} ({best:.1f}) | {cpu:.1f} | {peer_med:.0f} | "
                   f"{peer_med / med:.0f}x |")
+    print(f"\nload average after: {load_average()}")
 
 
 def pg_schema_url(pg_url: str) -> tuple[str | None, str, object]:

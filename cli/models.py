@@ -4,6 +4,7 @@ Every model is named ``NAME`` (the latest version), ``NAME:VERSION`` or ``NAME@A
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import click
@@ -136,8 +137,6 @@ def show(ref: str, as_json: bool) -> None:
 
 
 def _value(v) -> str:
-    import json  # noqa: PLC0415
-
     return v if isinstance(v, str) else json.dumps(v)
 
 
