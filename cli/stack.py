@@ -49,9 +49,8 @@ def down(force: bool) -> None:
         stack.down(settings)  # cleans what a dead stack left behind
         click.echo("kiln was not running")
         return
-    # Jobs on an external Ray cluster are not this stack's to stop.
     try:
-        active = stack.active_jobs(settings) if settings.embedded_ray else []
+        active = stack.active_jobs(settings)
     except KilnError as e:
         if not force:
             click.echo(f"error: cannot tell which jobs run ({e.message}); `kiln down --force` stops the stack "

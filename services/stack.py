@@ -289,7 +289,11 @@ def down(settings: Settings, *, requeue: bool = False, timeout_s: float = STOP_T
         return None
     pid = int(info["pid"])
     requeued: list[str] = []
-    if requeue:
+    if "ray" not in (info.get("parts") or {}):
+        # Ray is an external cluster that keeps running: the dispatcher there re-queues its jobs and goes,
+        # so that the next `kiln up` starts one that knows the new Redis.
+        requeued = retire_dispatcher(resolve(settings))
+    elif requeue:
         os.kill(pid, signal.SIGUSR1)
         _wait_for(lambda: (read_stack(settings) or {}).get("state") == "ray stopped", timeout_s)
         requeued = requeue_interrupted(resolve(settings))
@@ -302,6 +306,30 @@ def down(settings: Settings, *, requeue: bool = False, timeout_s: float = STOP_T
     clean_stale(settings)
     stack_file(settings).unlink(missing_ok=True)
     return {"requeued": requeued}
+
+
+def retire_dispatcher(resolved: Settings) -> list[str]:
+    """On an external cluster: drain the dispatcher (its running jobs go back to the queue without
+    counting an attempt) and kill it. Returns the re-queued job ids; [] if Ray cannot be reached."""
+    from services.dispatcher_client import DISPATCHER_NAME  # noqa: PLC0415
+    from services.ray_client import connect_ray  # noqa: PLC0415
+
+    try:
+        connect_ray(resolved)
+    except Unavailable:
+        return []
+    import ray  # noqa: PLC0415
+
+    try:
+        handle = ray.get_actor(DISPATCHER_NAME, namespace=resolved.namespace)
+    except ValueError:
+        return []
+    try:
+        requeued = ray.get(handle.drain.remote(), timeout=STOP_TIMEOUT_S * 2)
+    except Exception:  # noqa: BLE001 - a dispatcher that cannot drain is killed all the same
+        requeued = []
+    ray.kill(handle, no_restart=True)
+    return list(requeued)
 
 
 def requeue_interrupted(resolved: Settings) -> list[str]:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 
 import pytest
+import redis
+
+from shared import keys
 
 from tests.test_cli import run
 
@@ -36,6 +40,19 @@ def test_up_on_an_existing_cluster_starts_only_redis(tmp_path, ray_cluster):
         assert len(report["warnings"]) == 1 and "KILN_ARTIFACTS is a local path" in report["warnings"][0]
         text = run(["doctor"], env, timeout=120).stdout
         assert "nodes:" in text and "2 CPUs  0 GPUs" in text and "1 CPUs  0 GPUs" in text
+
+        # `kiln down` stops the local Redis, so the cluster's dispatcher (which knew it) goes too; the next
+        # `kiln up` (a new Redis, on another port) gets a dispatcher that works with it
+        assert run(["down"], env, timeout=120).returncode == 0
+        with pytest.raises(ValueError):
+            ray.get_actor("dispatcher", namespace=namespace)
+        assert run(["up"], env, timeout=180).returncode == 0
+        info = json.loads((home / "stack.json").read_text())
+        client = redis.Redis.from_url(info["redis_url"])
+        deadline = time.monotonic() + 60
+        while client.get(keys.DISPATCHER_HEARTBEAT) is None:
+            assert time.monotonic() < deadline, "the new dispatcher never beat on the new Redis"
+            time.sleep(0.2)
     finally:
         try:
             ray.kill(ray.get_actor("dispatcher", namespace=namespace), no_restart=True)
