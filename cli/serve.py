@@ -8,11 +8,15 @@ import click
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="address to listen on; beyond loopback needs API tokens (`kiln tokens create`)")
 @click.option("--port", type=click.IntRange(1, 65535), default=8470, show_default=True)
-def serve(host: str, port: int) -> None:
+@click.option("--data-root", "data_roots", multiple=True, metavar="DIR",
+              help="jobs submitted over HTTP may read files only under DIR (repeatable); default: any path the "
+                   "server can read")
+def serve(host: str, port: int, data_roots: tuple[str, ...]) -> None:
     """Serve the job and model API under /api and the web page at / until interrupted."""
     from services import stack  # noqa: PLC0415
     from services.api.server import serve as run  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415
 
     settings = stack.resolve(get_settings())
-    run(settings, host, port, on_ready=lambda url: click.echo(f"kiln server on {url}", err=True))
+    run(settings, host, port, data_roots=data_roots,
+        on_ready=lambda url: click.echo(f"kiln server on {url}", err=True))

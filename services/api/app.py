@@ -23,19 +23,21 @@ THREADS = 256
 """Worker threads for request handlers (anyio's default is 40)."""
 
 
-def create_app(settings: Settings, *, loopback: bool = True) -> FastAPI:
+def create_app(settings: Settings, *, loopback: bool = True, data_roots: tuple[Path, ...] = ()) -> FastAPI:
     """The app for ``settings``. ``loopback``: the server listens on loopback only (it may then answer
-    without a token while no token exists)."""
+    without a token while no token exists). ``data_roots``: folders job data must lie in (empty: any)."""
     from services.api import jobs, models, pages, predict  # noqa: PLC0415
     from services.tokens import TokenService  # noqa: PLC0415
 
     backends = Backends(settings)
     tokens = TokenService(backends.db)  # opens (and migrates) the database now, not on the first request
     app = FastAPI(title="kiln", version=_version(), openapi_url="/api/openapi.json", docs_url="/api/docs",
-                  redoc_url=None, lifespan=_lifespan, description="Training jobs, the model registry and model queries over HTTP. "
-                  "Send `Authorization: Bearer TOKEN` (`kiln tokens create --user NAME`).")
+                  redoc_url=None, lifespan=_lifespan,
+                  description="Training jobs, the model registry and model queries over HTTP. "
+                              "Send `Authorization: Bearer TOKEN` (`kiln tokens create --user NAME`).")
     app.state.kiln = ServerState(settings=settings, backends=backends, tokens=tokens,
-                                 is_open=OpenDoor(tokens, loopback=loopback))
+                                 is_open=OpenDoor(tokens, loopback=loopback),
+                                 data_roots=tuple(Path(r).resolve() for r in data_roots))
     errors.install(app)
     app.add_middleware(BodyLimit)
     app.include_router(jobs.router)

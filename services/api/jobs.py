@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api.auth import Principal, principal, require_owner
 from services.api.body import json_object, openapi_body
+from services.api.data_roots import check_paths, raw_paths, spec_paths
 from shared.errors import InvalidParameter, Unavailable
 from shared.states import JobState
 
@@ -43,8 +44,11 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
     if "user" in spec and spec["user"] != who.user:
         raise InvalidParameter(f"user: jobs submitted with this token belong to {who.user}, not {spec['user']!r}")
     data = {k: v for k, v in spec.items() if k != "user"}
+    st = _state(request)
+    check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
     validated = validate_offline(data, user=who.user)
-    return _state(request).job_service(who.user).submit(validated)
+    check_paths(spec_paths(validated), st.data_roots)
+    return st.job_service(who.user).submit(validated)
 
 
 @router.get("", summary="List jobs, newest first")
@@ -75,8 +79,14 @@ def cancel(request: Request, job_id: str, who: Principal = Depends(principal)) -
 
 @router.post("/{job_id}/retry", status_code=201, summary="Submit a FAILED or CANCELLED job again (its owner or an admin)")
 def retry(request: Request, job_id: str, who: Principal = Depends(principal)) -> dict:
-    svc = _state(request).job_service(who.user)
+    st = _state(request)
+    svc = st.job_service(who.user)
     require_owner(who, svc.get(job_id), "retry")
+    if st.data_roots:  # a job first submitted elsewhere (the local CLI) is held to this server's roots too
+        from shared.specs import JobSpec  # noqa: PLC0415
+
+        check_paths(spec_paths(JobSpec.model_validate_json(st.backends.db.jobs.get(job_id).spec_json)),
+                    st.data_roots)
     return svc.retry(job_id)
 
 

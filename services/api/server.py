@@ -6,6 +6,7 @@ start (anyone on the network could otherwise submit jobs as the server's user).
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
 from shared.config import Settings
 from shared.errors import InvalidParameter
@@ -35,13 +36,18 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
-def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, on_ready=None) -> None:
-    """Build the app and serve it until interrupted. ``on_ready(url)`` is called once it is listening."""
+def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, on_ready=None,
+          data_roots: tuple[str, ...] = ()) -> None:
+    """Build the app and serve it until interrupted. ``on_ready(url)`` is called once it is listening;
+    ``data_roots``: the folders submitted jobs may read (services/api/data_roots.py)."""
     import uvicorn  # noqa: PLC0415
 
     from services.api.app import create_app  # noqa: PLC0415
 
-    app = create_app(settings, loopback=is_loopback(host))
+    for root in data_roots:
+        if not Path(root).is_dir():
+            raise InvalidParameter(f"--data-root: {root} is not a folder")
+    app = create_app(settings, loopback=is_loopback(host), data_roots=tuple(Path(r) for r in data_roots))
     check_bind(host, app.state.kiln.tokens)
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False,
                             timeout_keep_alive=30, limit_concurrency=512,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from services.backends import Backends
@@ -16,6 +17,8 @@ class ServerState:
     backends: Backends
     tokens: object  # services.tokens.TokenService
     is_open: Callable[[], bool]
+    data_roots: tuple[Path, ...] = ()
+    """Folders job data must lie in (services/api/data_roots.py); empty: any path the server can read."""
 
     def backends_for(self, user: str) -> Backends:
         """The shared connections, with ``settings.user`` set to ``user`` (who the services act for)."""

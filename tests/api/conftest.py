@@ -58,10 +58,10 @@ def _auth(token: str | None) -> dict:
 
 
 @contextmanager
-def running_server(settings: Settings, *, host: str = "127.0.0.1"):
+def running_server(settings: Settings, *, host: str = "127.0.0.1", args: tuple[str, ...] = ()):
     """`kiln serve` for ``settings`` on a free port; waits until it answers, stops it afterwards."""
     port = free_port()
-    proc = subprocess.Popen([KILN, "serve", "--host", host, "--port", str(port)], env=server_env(settings),
+    proc = subprocess.Popen([KILN, "serve", "--host", host, "--port", str(port), *args], env=server_env(settings),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

@@ -301,3 +301,29 @@ def test_predict_an_uploaded_image(api):
     w2v = register_word2vec(api.settings, "not-a-cnn")
     assert "cnn" in one_line_error(api.post(f"/api/models/{w2v}/predict", token=alice,
                                             files={"image": ("a.png", _png())}), 400)
+
+
+# -- data roots ---------------------------------------------------------------------------------------
+def test_data_roots_keep_jobs_inside_them(tmp_path, redis_url):
+    settings = make_settings(tmp_path / "home", redis_url)
+    data, outside = tmp_path / "data", tmp_path / "private"
+    data.mkdir()
+    outside.mkdir()
+    inside = write_corpus(data / "corpus.txt", sentences=200)
+    secret = write_corpus(outside / "secret.txt", sentences=200)
+    (data / "link.txt").symlink_to(secret)
+    tokens = create_tokens(settings, alice=False)
+    with running_server(settings, args=("--data-root", str(data))) as server:
+        before = stored(server)
+        missing = outside / "no-such-file.txt"  # refused like an existing one: no oracle for what exists
+        for path in (secret, data / ".." / "private" / "secret.txt", data / "link.txt", outside / "*.txt", missing):
+            r = server.post("/api/jobs", token=tokens["alice"], json=spec(path))
+            assert f"only under {data}" in one_line_error(r, 403, "PERMISSION_DENIED"), path
+        r = server.post("/api/jobs", token=tokens["alice"], json=spec(inside, params={"eval_similarity": str(secret)}))
+        one_line_error(r, 403, "PERMISSION_DENIED")
+        assert stored(server) == before
+        # a glob inside the root that matches the link is refused once validation has expanded it
+        one_line_error(server.post("/api/jobs", token=tokens["alice"], json=spec(data / "*.txt")), 403)
+        assert stored(server) == before
+        assert server.post("/api/jobs", token=tokens["alice"], json=spec(data / "c*.txt")).status_code == 201
+        assert server.post("/api/jobs", token=tokens["alice"], json=spec(inside)).status_code == 201
