@@ -17,6 +17,11 @@ def serve(host: str, port: int, data_roots: tuple[str, ...]) -> None:
     from services.api.server import serve as run  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415
 
+    from services.api.server import is_loopback  # noqa: PLC0415
+
     settings = stack.resolve(get_settings())
+    if not is_loopback(host) and not data_roots:
+        click.echo("warning: jobs submitted over HTTP may read any file this server can read; "
+                   "--data-root DIR limits them", err=True)
     run(settings, host, port, data_roots=data_roots,
         on_ready=lambda url: click.echo(f"kiln server on {url}", err=True))
