@@ -220,7 +220,8 @@ def test_every_command_takes_name_version_and_alias(news, tmp_path):
         out = tmp_path / f"{ref.replace('@', '_').replace(':', '_')}.txt"
         assert news.run("models", "export", ref, "-o", str(out))[0] == 0
         assert out.read_text().splitlines()[0] == "8 8"
-    for bad in ("news:0", "news:x", "news@", "news\n", "../news", "a/b", "news@pro duction"):
+    for bad in ("news:0", "news:x", "news@", "news\n", "news@production\n", "news:1\n", "../news", "a/b",
+                "news@pro duction", "a..b"):
         assert news.error(2, "models", "show", bad)
     assert "no model named 'nope'" in news.error(1, "similar", "nope", "king")
     assert "has no version 7" in news.error(1, "models", "show", "news:7")
