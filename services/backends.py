@@ -24,9 +24,8 @@ class Backends:
     def redis(self) -> redis.Redis:
         url = self.settings.redis_url
         if not url:
-            from services.stack import describe_down  # noqa: PLC0415
-
-            raise Unavailable(f"Redis is not running: {describe_down(self.settings)}, or set KILN_REDIS_URL")
+            raise Unavailable("Redis is not running: run `kiln up` (`kiln doctor` says why it stopped), "
+                              "or set KILN_REDIS_URL")
         try:
             client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30, health_check_interval=30)
         except ValueError as e:
@@ -47,7 +46,7 @@ class Backends:
     @cached_property
     def db(self):
         from services.registry import Database  # noqa: PLC0415 - sqlalchemy only when SQL is needed
-        from services.stack import private_file, sqlite_path  # noqa: PLC0415
+        from services.private_files import private_file, sqlite_path  # noqa: PLC0415
 
         path = sqlite_path(self.settings.db_url)
         if path is not None and not path.exists():

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from services import file_lock, processes
+from services.private_files import private_file, sqlite_path
 from shared.config import Settings, mask_url
 from shared.errors import InvalidParameter, Unavailable
 from shared.states import JobState
@@ -159,25 +160,6 @@ def private_home(settings: Settings) -> None:
             private_file(path)
     if stack_file(settings).exists():
         private_file(stack_file(settings))
-
-
-def private_file(path: Path) -> None:
-    """Create ``path`` if missing, mode 0600 (an empty file is a valid new SQLite database)."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-        if path.stat().st_uid == os.getuid():
-            os.chmod(path, 0o600)
-    except OSError:
-        pass  # not ours to change; the command that needs it reports the problem
-
-
-def sqlite_path(db_url: str) -> Path | None:
-    """The file of a ``sqlite:///path`` URL, None for other databases and in-memory SQLite."""
-    prefix = "sqlite:///"
-    if not db_url.startswith(prefix) or "mode=memory" in db_url:
-        return None
-    path = db_url[len(prefix):].split("?", 1)[0]
-    return Path(path).expanduser() if path and path != ":memory:" else None
 
 
 # -- up -----------------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from services import file_lock, processes
 from services.stack import LOCK_FILE, STACK_FILE, redis_server_binary
-from services.stack_parts import EmbeddedRay, EmbeddedRedis, Part, secret_file, write_private
+from services.private_files import secret_file, write_private
+from services.stack_parts import EmbeddedRay, EmbeddedRedis, Part
 from shared.config import load_settings, mask_url
 from shared.errors import KilnError
 

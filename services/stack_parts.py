@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -22,6 +21,7 @@ from pathlib import Path
 import redis
 
 from services import processes
+from services.private_files import secret_file, write_private
 from shared.errors import Unavailable
 
 READY_TIMEOUT_S = 60.0
@@ -34,23 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically, readable by this user only (0600)."""
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def secret_file(path: Path) -> str:
-    """The secret stored in ``path``, generated (64 hex digits, mode 0600) the first time."""
-    if not path.is_file():
-        write_private(path, secrets.token_hex(32))
-    os.chmod(path, 0o600)
-    return path.read_text().strip()
 
 
 class Part:
