@@ -91,6 +91,10 @@ class Dispatcher:
         self.poll_s = poll_s
         self.running: dict[str, Running] = {}
         self.unregistered: dict[str, Unregistered] = {}
+        self.failing: dict[str, str] = {}
+        """Jobs whose runner is gone but whose FAILED the database has not taken yet (job id -> error)."""
+        self.retrying: dict[str, str] = {}
+        """Likewise for re-queues (job id -> the attempt's error)."""
         self.bypassed: dict[str, int] = {}
         self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
@@ -160,6 +164,10 @@ class Dispatcher:
         if self.b.redis.scard(keys.CANCEL_REQUESTS) or now - self._sql_at > SQL_CHECK_S:
             self._check_sql()
         self._register_kept()
+        for job_id, error in list(self.failing.items()):
+            self._fail(job_id, error)
+        for job_id, error in list(self.retrying.items()):
+            self._retry_or_fail(job_id, error)
         self._reap()
         self._schedule()
 
@@ -295,17 +303,21 @@ class Dispatcher:
         """STARTING -> RUNNING, once the runner's ``start()`` returned (SQL stamps started_at)."""
         import ray  # noqa: PLC0415
 
-        run.running = True
         try:
             ray.get(run.start_ref, timeout=0)
         except Exception:  # noqa: BLE001 - the runner died before starting: its wait() says so
+            run.running = True
             return
-        run.since = time.time()
         try:
             self.b.db.jobs.transition(run.job_id, JobState.RUNNING)
             self.b.status.set_state(run.job_id, JobState.RUNNING)
         except InvalidTransition:
             pass  # cancelled meanwhile: the SQL check stops it
+        except Exception as e:  # noqa: BLE001 - the database is unavailable: try again next round
+            log.warning("job %s: could not record RUNNING yet: %s", run.job_id, _one_line(e))
+            return
+        run.running = True
+        run.since = time.time()
 
     def _check_timeout(self, run: Running) -> None:
         limit = run.spec.timeout_s
@@ -376,10 +388,20 @@ class Dispatcher:
 
     # -- ending attempts --------------------------------------------------------------------------
     def _fail(self, job_id: str, error: str) -> None:
+        """Record FAILED (SQL, then Redis). If the database cannot take it now, the failure is kept and
+        recorded on a later round: a job whose runner is gone never stays RUNNING."""
         try:
             self.b.db.jobs.transition(job_id, JobState.FAILED, error=error)
-        except InvalidTransition:
+        except (InvalidTransition, NotFound):
+            self.failing.pop(job_id, None)
             return
+        except Exception as e:  # noqa: BLE001 - transient (locked, unreachable): keep it for the next round
+            if job_id not in self.failing:
+                self.b.status.log(job_id, f"could not record the failure yet ({_one_line(e)}); retrying",
+                                  level="WARNING")
+            self.failing[job_id] = error
+            return
+        self.failing.pop(job_id, None)
         job_files.remove_scratch(self.b.artifacts, job_id)
         try:
             self.b.status.set_state(job_id, JobState.FAILED, error=error, message="failed", reason="")
@@ -388,14 +410,26 @@ class Dispatcher:
         self.b.status.log(job_id, f"failed: {error}", level="ERROR")
 
     def _retry_or_fail(self, job_id: str, error: str) -> None:
+        """Re-queue the job as its next attempt, or FAILED when it has no retries left. Kept for a later
+        round, like ``_fail``, when the database cannot take it now."""
         db = self.b.db
-        rec = db.jobs.get(job_id)
-        if JobState(rec.state).is_terminal():
+        try:
+            rec = db.jobs.get(job_id)
+            if JobState(rec.state).is_terminal():
+                self.retrying.pop(job_id, None)
+                return
+            if rec.attempt > rec.max_retries:
+                self.retrying.pop(job_id, None)
+                self._fail(job_id, f"{error} (no retries left after {rec.attempt} attempts)")
+                return
+            rec = db.jobs.requeue(job_id, error=error)
+        except (InvalidTransition, NotFound):
+            self.retrying.pop(job_id, None)
             return
-        if rec.attempt > rec.max_retries:
-            self._fail(job_id, f"{error} (no retries left after {rec.attempt} attempts)")
+        except Exception:  # noqa: BLE001 - transient: keep it for the next round
+            self.retrying[job_id] = error
             return
-        rec = db.jobs.requeue(job_id, error=error)
+        self.retrying.pop(job_id, None)
         status = self.b.status
         status.set_state(job_id, JobState.QUEUED, attempt=rec.attempt, error=error, progress=0.0)
         status.log(job_id, f"attempt {rec.attempt - 1} failed ({error}); re-queued as attempt {rec.attempt}",
