@@ -13,8 +13,10 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +36,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def private_tmp() -> Path:
+    """``/tmp/kiln-<uid>``, a folder only this user can enter (a fresh temporary one if that name is taken
+    by something that is not this user's own folder)."""
+    base = Path("/tmp") / f"kiln-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        st = base.lstat()
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid():  # lstat: a planted symlink does not count
+            os.chmod(base, 0o700)
+            return base
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix="kiln-"))
 
 
 class Part:
@@ -144,9 +161,10 @@ class EmbeddedRay(Part):
         self.home, self.token_path = home, token_path
         self.port = free_port()
         # Ray's own temp folder: short (socket paths are limited to 107 bytes) and not /tmp/ray, so that
-        # `RAY_ADDRESS=auto` and other local Ray instances never mistake this one for theirs.
+        # `RAY_ADDRESS=auto` and other local Ray instances never mistake this one for theirs. Ray makes its
+        # folders world-writable; they sit inside one that only this user can enter.
         digest = hashlib.sha1(str(home).encode()).hexdigest()[:10]
-        self.temp_dir = Path("/tmp") / f"kiln-{os.getuid()}-{digest}"
+        self.temp_dir = private_tmp() / digest
 
     @property
     def address(self) -> str:
@@ -179,6 +197,9 @@ class EmbeddedRay(Part):
                 self.stop()
                 raise Unavailable(f"Ray did not start within {READY_TIMEOUT_S:.0f} s")
             time.sleep(0.2)
+
+    def record(self) -> dict:
+        return {**super().record(), "temp_dir": str(self.temp_dir)}
 
     def _prune_sessions(self, keep: int) -> None:
         """Remove Ray's older session folders (logs of earlier runs), keeping the ``keep`` newest."""

@@ -68,6 +68,8 @@ def test_stack_files_are_private_and_redis_needs_the_password(stack_env):
     home = _home(stack_env)
     for name in ("stack.json", "logs/stack.log", "registry.db", "redis_password", "ray_auth_token"):
         assert (home / name).stat().st_mode & 0o777 == 0o600, name
+    ray_tmp = Path(record(home)["parts"]["ray"]["temp_dir"])
+    assert ray_tmp.is_dir() and ray_tmp.parent.stat().st_mode & 0o777 == 0o700  # Ray's 0777 folders, fenced
     url = record(home)["redis_url"]
     password = (home / "redis_password").read_text().strip()
     assert f":{password}@" in url
