@@ -182,3 +182,22 @@ def test_a_planned_stop_requeues_without_counting_an_attempt(svc, long_corpus, d
     assert final["state"] == "SUCCEEDED" and final["attempt"] == 1, (final["error"], logs(svc, job)[-5:])
     assert any("resum" in m for m in logs(svc, job))
     assert [(v.name, v.version) for v in svc.b.db.models.list_versions()] == [("drained", 1)]
+
+
+def test_a_runner_lost_while_the_registry_is_locked_still_ends_failed(svc, long_corpus, cluster_settings):
+    db_file = cluster_settings.db_url.removeprefix("sqlite:///")
+    job = svc.submit(svc.validate(w2v(long_corpus, name="lost", params={"epochs": 1000}, max_retries=0)))["id"]
+    wait_for(lambda: svc.b.db.jobs.get(job).state == JobState.RUNNING, what="RUNNING")
+    lock = sqlite3.connect(db_file, isolation_level=None, timeout=60)
+    lock.execute("BEGIN EXCLUSIVE")
+    try:
+        ray.kill(ray.get_actor(f"runner-{job}", namespace=cluster_settings.namespace), no_restart=True)
+        wait_for(lambda: any("could not record the failure yet" in m for m in logs(svc, job)), 120,
+                 "a failure the database could not take")
+        assert svc.b.db.jobs.get(job).state == JobState.RUNNING
+    finally:
+        lock.rollback()
+        lock.close()
+    final = svc.wait(job, timeout_s=60)
+    assert final["state"] == "FAILED" and "runner lost" in final["error"] and "no retries left" in final["error"]
+    assert live_state(svc, job) == "FAILED" and placement.find(job) is None
