@@ -9,7 +9,25 @@ import yaml
 from shared.errors import InvalidParameter
 
 
+def _where(e: Exception) -> str:
+    """``, line N`` (1-based) where the parser stopped, when it says."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    if mark is not None:
+        return f", line {mark.line + 1}"
+    return f", line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+
+
+def _problem(e: Exception) -> str:
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
+        return e.problem
+    if isinstance(e, json.JSONDecodeError):
+        return e.msg
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
 def read_spec_file(path: str) -> dict:
+    """The spec in a YAML (or ``.json``) file as a dict, with relative paths made relative to the file.
+    InvalidParameter names the file and, for a syntax error, the line."""
     p = Path(path)
     if not p.is_file():
         raise InvalidParameter(f"-f: {path}: no such file")
@@ -17,7 +35,7 @@ def read_spec_file(path: str) -> dict:
         text = p.read_text()
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as e:
-        raise InvalidParameter(f"-f: {path}: not a valid spec file ({str(e).splitlines()[0]})") from None
+        raise InvalidParameter(f"-f: {path}{_where(e)}: not a valid spec file ({_problem(e)})") from None
     if not isinstance(data, dict):
         raise InvalidParameter(f"-f: {path}: a spec must be a mapping (kind, name, params, resources...)")
     # Relative corpus paths are relative to the spec file.

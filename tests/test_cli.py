@@ -176,3 +176,16 @@ def test_submit_options_are_the_specs_fields():
     assert {"--ns-exponent", "--cbow-mean", "--cbow-sum", "--max-sentence-length", "--checkpoint-interval",
             "--placement", "--timeout", "--max-vocab", "--sg", "--cbow"} <= flags
     assert "[default: 5]" in by_name["window"].help and "[default: 0.75]" in by_name["ns_exponent"].help
+
+
+def test_spec_file_mistakes(env, tmp_path, redis_client):
+    corpus = write_corpus(tmp_path / "c.txt", 200)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"kind: word2vec\nname: m\nparams:\n  corpus: [{corpus}\n  dim: 3: 4\n")
+    assert "bad.yaml, line 5: not a valid spec file" in one_line_error(run(["submit", "-f", str(bad)], env), 2)
+    other = tmp_path / "other.yaml"
+    other.write_text(f"kind: word2vec\nname: m\nuser: someone-else\nparams:\n  corpus: [{corpus}]\n")
+    assert "user: a spec cannot name its submitter" in one_line_error(run(["submit", "-f", str(other)], env), 2)
+    both = run(["submit", "-f", str(other), "word2vec", str(corpus)], env)
+    assert "either -f SPEC_FILE or a job kind" in one_line_error(both, 2)
+    assert redis_client.keys("kiln:*") == []
