@@ -24,7 +24,7 @@ from shared.errors import InvalidParameter, KilnError, Unavailable
 if TYPE_CHECKING:
     from alembic.config import Config
 
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 """The alembic revision this code reads and writes: the head of ``migrations/versions``."""
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 """The alembic script location, inside the installed package."""

@@ -193,7 +193,7 @@ class SqlMetric(Base):
 
     __tablename__ = "model_metrics"
     __table_args__ = (
-        Index("ix_model_metrics_version_id_key", "version_id", "key"),
+        Index("ix_model_metrics_version_id_key_step", "version_id", "key", "step"),  # a version's value of a key
         Index("ix_model_metrics_key_step_value", "key", "step", "value"),  # filters and orders by a metric
     )
 

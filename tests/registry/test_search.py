@@ -180,3 +180,23 @@ def test_history_is_stored_by_epoch_and_its_last_value_is_final(db):
         register(db, history=[{"epoch": -1, "loss": 1.0}])
     with pytest.raises(InvalidParameter, match="finite"):
         register(db, history=[{"loss": float("nan")}])
+
+
+def test_sqlite_without_statistics_looks_up_each_versions_metric_by_its_own_index(tmp_path):
+    """Nobody runs ANALYZE on a user's registry: ordering by a metric must not scan that metric's values for
+    every row (it did, with the lookup index tied with the search index: 1.2 s on 10,000 versions)."""
+    from services.registry import Database
+    from services.registry.search import select_version_ids
+
+    with Database(f"sqlite:///{tmp_path / 'r.db'}") as db:
+        register(db)
+        stmt = select_version_ids(_q("metric.loss>0", "tag.team=nlp", order="metric.analogy_accuracy",
+                                     descending=True, all_versions=True, limit=20), "sqlite")
+        sql = str(stmt.compile(db.engine, compile_kwargs={"literal_binds": True}))
+        with db.engine.connect() as conn:
+            assert not conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").all()
+            plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql)]
+    lookups = [line for line in plan if "model_metrics" in line and "version_id=?" in line]
+    assert lookups and all("ix_model_metrics_version_id_key_step (version_id=? AND key=? AND step=?)" in line
+                           for line in lookups), plan
+    assert not any("SCAN model_versions" in line for line in plan), plan
