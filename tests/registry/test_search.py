@@ -200,3 +200,13 @@ def test_sqlite_without_statistics_looks_up_each_versions_metric_by_its_own_inde
     assert lookups and all("ix_model_metrics_version_id_key_step (version_id=? AND key=? AND step=?)" in line
                            for line in lookups), plan
     assert not any("SCAN model_versions" in line for line in plan), plan
+
+
+def test_postgresql_connections_run_without_jit(db):
+    """PostgreSQL compiled big search plans with JIT (~50 ms) before running them (~10 ms): kiln turns it off."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW jit").scalar() == "off"
+    with db.session(read_only=True) as s:  # after a rollback too: the SET was committed
+        assert s.connection().exec_driver_sql("SHOW jit").scalar() == "off"
