@@ -84,13 +84,16 @@ class ModelService:
                 job = {"id": rec.id, "attempt": rec.attempt, "user": rec.user, "state": rec.state.value,
                        "submitted_at": rec.submitted_at.isoformat(),
                        "finished_at": rec.finished_at.isoformat() if rec.finished_at else None, "spec": spec}
-        params = spec.get("params") or {}
-        paths = params.get("corpus") or params.get("data") or params.get("dataset") or mv.params.get("corpus")
-        if isinstance(paths, str):
-            try:
-                paths = json.loads(paths) if paths.startswith("[") else [paths]  # kiln 0.1 stored it as JSON text
-            except ValueError:
-                paths = [paths]
+        params = spec.get("params") or mv.params
+        if params.get("corpus") is not None:  # word2vec: files, folders, globs
+            paths = params["corpus"]
+            if isinstance(paths, str):  # kiln 0.1 stored the list as JSON text
+                try:
+                    paths = json.loads(paths) if paths.startswith("[") else [paths]
+                except ValueError:
+                    paths = [paths]
+        else:  # cnn: the dataset and its separate test set, if any
+            paths = [p for p in (params.get("dataset"), params.get("test")) if isinstance(p, str)] or None
         parent = None
         if mv.lineage.trained_from:
             p = parse_ref(mv.lineage.trained_from)
