@@ -48,6 +48,9 @@ SQL_CHECK_S = 2.0
 """Seconds between checks of SQL's word on the running jobs (cancelled elsewhere, Redis wiped)."""
 MAX_BYPASS = 5
 """How many times a waiting job may be passed over by smaller jobs (backfill) before it blocks them."""
+DB_WAIT_S = 5.0
+"""How long one dispatcher round waits for a locked SQLite file (the registry's default is 30 s). Whatever
+it could not write is kept and written on a later round, and the heartbeat (15 s) stays fresh meanwhile."""
 REGISTER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 """Waits between tries to register a kept result (the last repeats until the database answers)."""
 RUNNER_PREFIX = "runner-"
@@ -143,6 +146,7 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
+                _short_db_waits(self.b.db.engine)
                 self._recover()
                 break
             except Exception:  # Redis, SQL or Ray not reachable yet: try again
@@ -383,7 +387,8 @@ class Dispatcher:
         wait = REGISTER_BACKOFF_S[min(kept.tries, len(REGISTER_BACKOFF_S) - 1)]
         kept.tries += 1
         kept.next_at = time.time() + wait
-        self.b.status.log(job_id, f"could not register the model yet ({_one_line(e)}); the result is kept, "
+        why = "the database is locked by another process" if "locked" in str(e) else _one_line(e)
+        self.b.status.log(job_id, f"could not register the model yet ({why}); the result is kept, "
                                   f"retrying in {wait:g} s (try {kept.tries})", level="WARNING")
 
     # -- ending attempts --------------------------------------------------------------------------
@@ -397,8 +402,8 @@ class Dispatcher:
             return
         except Exception as e:  # noqa: BLE001 - transient (locked, unreachable): keep it for the next round
             if job_id not in self.failing:
-                self.b.status.log(job_id, f"could not record the failure yet ({_one_line(e)}); retrying",
-                                  level="WARNING")
+                why = "the database is locked by another process" if "locked" in str(e) else _one_line(e)
+                self.b.status.log(job_id, f"could not record the failure yet ({why}); retrying", level="WARNING")
             self.failing[job_id] = error
             return
         self.failing.pop(job_id, None)
@@ -536,6 +541,20 @@ class Dispatcher:
             return True
         self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
         return True
+
+
+def _short_db_waits(engine) -> None:
+    """Make the dispatcher's SQLite connections wait DB_WAIT_S, not 30 s, for another process's lock."""
+    if engine.dialect.name != "sqlite" or engine.__dict__.get("_kiln_short_waits"):
+        return
+    from sqlalchemy import event  # noqa: PLC0415
+
+    @event.listens_for(engine, "connect")
+    def _busy_timeout(dbapi_conn, _record):  # runs after the registry's own connect hook
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(DB_WAIT_S * 1000)}")
+
+    engine.__dict__["_kiln_short_waits"] = True
+    engine.dispose()  # connections opened before (schema check) take the new wait when reopened
 
 
 def _wait_name_free(name: str, namespace: str, timeout_s: float = 10.0) -> None:
