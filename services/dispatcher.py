@@ -524,6 +524,10 @@ class Dispatcher:
         except InvalidTransition:
             placement.remove(job_id)
             return True
+        except Exception:  # the database cannot take it now: the job stays queued for a later round
+            placement.remove(job_id)
+            self.b.queue.push(job_id, priority=spec.priority, submitted_at=_submitted(self.b.status, job_id))
+            raise
         self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="", reason="",
                                 message="starting workers", placement=placement.placement_of(pg))
         self.b.status.log(job_id, f"attempt {rec.attempt}: {spec.resources.workers} worker(s) placed "
@@ -541,6 +545,11 @@ class Dispatcher:
             return True
         self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
         return True
+
+
+def _submitted(status, job_id: str) -> float:
+    """The job's submit time from its live hash (its place in the queue), or now."""
+    return (status.get(job_id) or {}).get("submitted_at") or time.time()
 
 
 def _short_db_waits(engine) -> None:
