@@ -22,7 +22,7 @@ class CnnParams(BaseModel):
     arch: str | None = Field(None, description="softmax, mlp, lenet5, resnet, or a torchvision model name")
     depth: int | None = Field(None, ge=8, le=1202, description="ResNet depth (6n+2)")
     width: int | None = Field(None, ge=1, le=4096, description="MLP hidden units / ResNet first-stage channels")
-    epochs: int | None = Field(None, ge=1, le=10000, description="default: the architecture's recipe (lenet5: 30)")
+    epochs: int | None = Field(None, ge=1, le=10000, description="default: the architecture's recipe (lenet5: 50)")
     batch_size: int | None = Field(None, ge=1, le=65536, description="global batch (split over the workers)")
     lr: float | None = Field(None, gt=0.0, le=10.0, description="peak learning rate of the one-cycle schedule")
     optimizer: Literal["sgd", "adamw"] | None = Field(None, description="sgd (Nesterov momentum) or adamw")

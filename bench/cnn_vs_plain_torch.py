@@ -1,0 +1,196 @@
+"""kiln's CNN job against a plain PyTorch loop: same model, data, batch size, epochs and recipe, one run.
+
+Rows:
+- ``plain PyTorch``: a hand-written loop (below, independent of workers/cnn/loop.py): the whole training
+  split as one tensor, per-sample random shifts, SGD with Nesterov momentum, torch's OneCycleLR, label
+  smoothing; no evaluation or checkpoint between epochs;
+- ``kiln in-process``: ``CnnJob`` with its worker in this process (``LocalContext``: no Ray, no Redis);
+- ``kiln Ray job N worker(s)``: the same ``CnnJob`` with N ``CnnWorker`` actors of 1 CPU (DDP over gloo
+  for N > 1) on a local Ray instance (``LocalContext(uses_ray=True)``), held-out evaluation and a
+  safetensors checkpoint after every epoch, as in a submitted job.
+
+Columns: ``images/s`` = training images x (epochs - 1) / time from the end of epoch 1 to the end of the
+last epoch (steady state: everything before, including the first epoch's warm-up, is start-up); ``ratio``
+= that over the plain loop's; ``start-up s`` = wall time to the end of epoch 1 minus one steady epoch
+(kiln: scanning and decoding the dataset, starting actors, joining the process group, building the model);
+``total s`` = the whole run (kiln: with the final evaluation and model files); ``accuracy`` = held-out
+accuracy (the same held-out split for all rows).
+
+    python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2]
+    python -m bench.cnn_vs_plain_torch --quality [--seeds 1,2,3,4,5]   # the default recipe on digits
+
+Data: scikit-learn's digits (1,797 images), resized to --image-size (28: MNIST-shaped) for the speed rows;
+10% held out (seed 1). Every row trains LeNet-5 on 1 CPU thread (per worker).
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import argparse  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from shared.specs import build_spec  # noqa: E402
+from workers.cnn.datasets import scan  # noqa: E402
+from workers.cnn.job import CnnJob  # noqa: E402
+from workers.cnn.models import build_model  # noqa: E402
+from workers.cnn.precheck import resolve_cnn_spec  # noqa: E402
+from workers.cnn.prepare import load_split, prepare_local  # noqa: E402
+from workers.cnn.recipes import shift_pixels  # noqa: E402
+from workers.contract import LocalContext, run_trainer  # noqa: E402
+
+
+def cnn_spec(params: dict, workers: int = 1, seed: int = 1):
+    spec, _ = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "bench", "seed": seed,
+                                           "params": {"dataset": "digits", **params},
+                                           "resources": {"workers": workers}}))
+    return spec
+
+
+def plain_loop(spec, data_dir: Path) -> dict:
+    """The peer: what a user writes by hand with the same recipe. Returns timings and accuracy."""
+    torch.set_num_threads(1)
+    p = spec.params
+    t0 = time.perf_counter()
+    x, y = load_split(data_dir, "train")
+    hx, hy = load_split(data_dir, "heldout")
+    mean = float(x.mean()) / 255
+    std = float(x.std()) / 255
+    xt = (torch.from_numpy(x).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    yt = torch.from_numpy(y)
+    ht = (torch.from_numpy(hx).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    torch.manual_seed(spec.seed)
+    h, w = x.shape[1:3]
+    model = build_model({"arch": p.arch, "in_channels": 1, "num_classes": 10, "image_size": [h, w]})
+    opt = torch.optim.SGD(model.parameters(), lr=p.lr, momentum=0.9, nesterov=True, weight_decay=p.weight_decay)
+    steps = len(xt) // p.batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p.lr, total_steps=steps * p.epochs, pct_start=0.25,
+                                                cycle_momentum=False)
+    s = shift_pixels(min(h, w))
+    ends = []
+    for epoch in range(p.epochs):
+        model.train()
+        perm = torch.randperm(len(xt))
+        for i in range(steps):
+            idx = perm[i * p.batch_size:(i + 1) * p.batch_size]
+            xb = F.pad(xt[idx], (s, s, s, s))
+            # per-sample shift: crop each padded image at its own random offset
+            oy, ox = torch.randint(0, 2 * s + 1, (2, len(idx)))
+            rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
+            cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
+            xb = xb[torch.arange(len(idx))[:, None, None, None], 0:1, rows, cols]
+            loss = F.cross_entropy(model(xb), yt[idx], label_smoothing=p.label_smoothing)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        ends.append(time.perf_counter())
+    model.eval()
+    with torch.no_grad():
+        acc = float((model(ht).argmax(1).numpy() == hy).mean())
+    return {"ends": ends, "t0": t0, "end": time.perf_counter(), "images": steps * p.batch_size, "accuracy": acc}
+
+
+def kiln_job(spec, root: Path, uses_ray: bool) -> dict:
+    ends = []
+    t0 = time.perf_counter()
+    ctx = LocalContext(spec, root, uses_ray=uses_ray,
+                       on_report=lambda m: ends.append(time.perf_counter()) if "val_accuracy" in m else None)
+    result = run_trainer(CnnJob(ctx))
+    n = int(np.load(root / "data" / "train_idx.npy").shape[0])
+    images = (n // spec.params.batch_size) * spec.params.batch_size
+    return {"ends": ends, "t0": t0, "end": time.perf_counter(), "images": images,
+            "accuracy": result.metrics["test_accuracy"]}
+
+
+def summarise(run: dict) -> dict:
+    ends = run["ends"]
+    steady = (ends[-1] - ends[0]) / (len(ends) - 1)
+    return {"ips": run["images"] / steady, "startup": ends[0] - run["t0"] - steady,
+            "total": run["end"] - run["t0"], "accuracy": run["accuracy"]}
+
+
+def speed(args) -> None:
+    params = {"image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size}
+    spec = cnn_spec(params)
+    print(f"LeNet-5 on digits at {args.image_size}x{args.image_size} (1617 training images), batch "
+          f"{spec.params.batch_size}, {spec.params.epochs} epochs, recipe {spec.params.optimizer} lr {spec.params.lr} "
+          f"augment {spec.params.augment}\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data"
+        prepare_local(data, scan("digits", image_size=args.image_size), val_split=0.1, seed=1)
+        plain_loop(spec, data)  # warm-up (first-call costs of torch's kernels)
+        rows.append(("plain PyTorch", summarise(plain_loop(spec, data))))
+        rows.append(("kiln in-process", summarise(kiln_job(spec, Path(tmp) / "inproc", uses_ray=False))))
+        import ray
+
+        ray.init(num_cpus=max(2, max(args.workers)), include_dashboard=False, logging_level="ERROR",
+                 log_to_driver=False)
+        kiln_job(cnn_spec({**params, "epochs": 2}), Path(tmp) / "warm", uses_ray=True)  # Ray's worker processes
+        for n in args.workers:
+            rows.append((f"kiln Ray job {n} worker(s)",
+                         summarise(kiln_job(cnn_spec(params, workers=n), Path(tmp) / f"ray{n}", uses_ray=True))))
+        ray.shutdown()
+    base = rows[0][1]["ips"]
+    print(f"{'':28} {'images/s':>9} {'ratio':>6} {'start-up s':>10} {'total s':>8} {'accuracy':>9}")
+    for name, r in rows:
+        print(f"{name:28} {r['ips']:9.0f} {r['ips'] / base:6.2f} {r['startup']:10.2f} {r['total']:8.2f} "
+              f"{r['accuracy']:9.4f}")
+    ray_rows = {name: r for name, r in rows if name.startswith("kiln Ray")}
+    if len(ray_rows) > 1:
+        (n1, r1), *rest = ray_rows.items()
+        for name, r in rest:
+            print(f"\n{name} / {n1}: {r['ips'] / r1['ips']:.2f}x images/s")
+
+
+def quality(args) -> None:
+    """The default recipe (`kiln submit cnn digits`) over several seeds: held-out accuracy, training time."""
+    print("`kiln submit cnn digits` defaults (the job in-process), 10% held out, one CPU thread\n")
+    print(f"{'seed':>4} {'accuracy':>9} {'errors':>7} {'train s':>8} {'job s':>7}")
+    accs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            spec = cnn_spec({}, seed=seed)
+            ends = []
+            t0 = time.perf_counter()
+            ctx = LocalContext(spec, Path(tmp) / f"s{seed}",
+                               on_report=lambda m: ends.append(time.perf_counter()) if "val_accuracy" in m else None)
+            result = run_trainer(CnnJob(ctx))
+            acc = result.metrics["test_accuracy"]
+            accs.append(acc)
+            images = (1617 // spec.params.batch_size) * spec.params.batch_size  # per epoch (whole batches)
+            train_s = sum(images / h["images_per_s"] for h in result.history)
+            print(f"{seed:4d} {acc:9.4f} {round((1 - acc) * 180):7d} {train_s:8.1f} "
+                  f"{time.perf_counter() - t0:7.1f}")
+    print(f"\nmean {np.mean(accs):.4f}, min {np.min(accs):.4f}, max {np.max(accs):.4f} over {len(accs)} seeds")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image-size", type=int, default=28)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
+    ap.add_argument("--quality", action="store_true", help="the default recipe on digits over --seeds")
+    ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 3, 4, 5])
+    args = ap.parse_args()
+    print(f"$ python -m bench.cnn_vs_plain_torch {shlex.join(sys.argv[1:])}")
+    print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}\n")
+    quality(args) if args.quality else speed(args)
+
+
+if __name__ == "__main__":
+    main()
