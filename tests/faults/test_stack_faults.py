@@ -211,3 +211,20 @@ def test_sigkill_of_the_stack_daemon_leaves_no_orphans(stack_env):
     assert doctor.returncode == 1 and "the local stack is not running" in doctor.stdout
     assert run(["up"], stack_env, timeout=180).returncode == 0  # and a new one starts cleanly
     assert record(home)["pid"] != info["pid"]
+
+
+def test_leftovers_of_a_killed_stack_are_cleaned_by_the_next_up(stack_env):
+    """SIGKILL of the daemon and of `ray start` at once: Ray's agents outlive both (nothing was left to
+    stop them). The next `kiln up` finds them by identity (recorded process group, started after its
+    leader, a Ray command line) and kills them before it starts a new stack."""
+    home = _home(stack_env)
+    info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
+    ray_group = info["parts"]["ray"]["pgid"]
+    os.kill(info["pid"], signal.SIGKILL)
+    os.kill(info["parts"]["ray"]["pid"], signal.SIGKILL)
+    wait_for(lambda: processes.start_time(info["pid"]) is None, 30, "the daemon to be gone")
+    leftovers = processes.group_members(ray_group)
+    assert leftovers, "nothing of Ray outlived the kill: the fault was not reproduced"
+    assert run(["up"], stack_env, timeout=180).returncode == 0
+    assert [pid for pid in leftovers if processes.start_time(pid) is not None] == []
+    assert record(home)["pid"] != info["pid"]
