@@ -282,8 +282,10 @@ def gc(dry_run: bool, as_json: bool) -> None:
 @click.argument("ref", metavar=REF)
 @click.option("--format", "fmt", default="word2vec-text", show_default=True,
               type=click.Choice(["word2vec-text", "word2vec-binary", "safetensors", "onnx", "torchscript"]))
-@click.option("-o", "--output", required=True, type=str, help="file to write")
-def export(ref: str, fmt: str, output: str) -> None:
-    """Write a model's vectors to a file (gensim's KeyedVectors.load_word2vec_format reads the word2vec ones)."""
-    path = _svc().export(ref, fmt, output)
-    click.echo(f"wrote {path}")
+@click.option("-o", "--output", required=True, type=str, help="file to write (- for standard output)")
+@click.option("--force", is_flag=True, help="replace an existing file")
+def export(ref: str, fmt: str, output: str, force: bool) -> None:
+    """Write a model to a file (gensim's KeyedVectors.load_word2vec_format reads the word2vec ones)."""
+    path = _svc().export(ref, fmt, output, force=force)
+    if output != "-":
+        click.echo(f"wrote {path}", err=True)

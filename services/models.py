@@ -231,36 +231,30 @@ class ModelService:
             self._registry.log_metrics(mv.name, mv.version, metrics)
         return {"model": mv.ref, "metrics": metrics, **out}
 
-    def export(self, ref: str, fmt: str, dest: str) -> Path:
-        """Write a version's vectors to ``dest`` in ``fmt`` (one of EXPORT_FORMATS; a cnn version: services/vision.py)."""
-        if self.get(ref).kind == "cnn":
+    def export(self, ref: str, fmt: str, dest: str, *, force: bool = False) -> Path | str:
+        """Write a version to ``dest`` in ``fmt`` (word2vec: one of EXPORT_FORMATS; a cnn version:
+        services/vision.py); ``-`` is standard output.
+
+        Nothing at ``dest`` is destroyed: devices, pipes, links and folders are refused, and an existing
+        file is replaced only with ``force`` (services.export_target)."""
+        from services.export_target import export_target  # noqa: PLC0415
+
+        mv = self.get(ref)
+        if mv.kind == "cnn":
             from services import vision  # noqa: PLC0415
 
-            return vision.export(self, ref, fmt, dest)
+            return vision.export(self, mv.ref, fmt, dest, force=force)
         if fmt not in EXPORT_FORMATS:
             raise InvalidParameter(f"--format: unknown format {fmt!r} (one of {', '.join(EXPORT_FORMATS)})")
-        model = word2vec_files(self.get(ref))
-        out = Path(dest).expanduser()
-        if out.is_dir():
-            raise InvalidParameter(f"-o: {dest} is a directory; give a file path")
-        if not out.parent.exists():
-            raise InvalidParameter(f"-o: the directory {out.parent} does not exist")
-        tmp = out.with_name(out.name + ".kiln-tmp")
-        try:
+        model = word2vec_files(mv)
+        with export_target(dest, force=force) as tmp:
             if fmt == "word2vec-text":
                 model.export_text(tmp)
             elif fmt == "word2vec-binary":
                 model.export_binary(tmp)
             else:
                 _export_safetensors(model, tmp)
-            tmp.replace(out)
-        except PermissionError:
-            tmp.unlink(missing_ok=True)
-            raise InvalidParameter(f"-o: {dest}: permission denied") from None
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            raise InvalidParameter(f"-o: {dest}: cannot be written ({e.strerror or e})") from None
-        return out
+        return dest if dest == "-" else Path(dest).expanduser()
 
 
 def _export_safetensors(model, path: Path) -> None:
