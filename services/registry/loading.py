@@ -28,7 +28,7 @@ def _chunks(ids: list[int]) -> Iterable[list[int]]:
 def load_versions(s: Session, ids: list[int]) -> dict[int, ModelVersion]:
     """``{row id: ModelVersion}`` for the versions with these row ids (missing ids are left out)."""
     mv, m = SqlModelVersion, SqlRegisteredModel
-    conn = s.connection()  # Core rows: the ORM's row processing would double the cost
+    conn = s.connection()  # Core rows fetched whole (.all()): ORM rows, or fetching one by one, cost twice as much
     heads, model_ids = {}, set()
     params, metrics, artifacts = defaultdict(dict), defaultdict(dict), defaultdict(dict)
     tags, model_tags, aliases = defaultdict(dict), defaultdict(dict), defaultdict(list)
@@ -36,15 +36,15 @@ def load_versions(s: Session, ids: list[int]) -> dict[int, ModelVersion]:
         for row in conn.execute(select(mv.id, mv.model_id, m.name, m.kind, m.description.label("model_description"),
                                     mv.version, mv.status, mv.created_at, mv.uid, mv.description, mv.job_id,
                                     mv.dataset_fingerprint, mv.kiln_version, mv.git_commit, mv.trained_from)
-                             .join(m, m.id == mv.model_id).where(mv.id.in_(chunk))):
+                             .join(m, m.id == mv.model_id).where(mv.id.in_(chunk))).all():
             heads[row.id] = row
             model_ids.add(row.model_id)
         for vid, key, value in conn.execute(select(SqlParam.version_id, SqlParam.key, SqlParam.value)
-                                         .where(SqlParam.version_id.in_(chunk))):
+                                         .where(SqlParam.version_id.in_(chunk))).all():
             params[vid][key] = json.loads(value)
         finals = defaultdict(dict)
         for vid, key, value, step in conn.execute(select(SqlMetric.version_id, SqlMetric.key, SqlMetric.value,
-                                                      SqlMetric.step).where(SqlMetric.version_id.in_(chunk))):
+                                                      SqlMetric.step).where(SqlMetric.version_id.in_(chunk))).all():
             # the value logged without a step wins; else the one at the highest step
             rank = (1, 0) if step is None else (0, step)
             if key not in finals[vid] or rank > finals[vid][key][0]:
@@ -52,17 +52,17 @@ def load_versions(s: Session, ids: list[int]) -> dict[int, ModelVersion]:
         for vid, values in finals.items():
             metrics[vid] = {k: v for k, (_, v) in values.items()}
         for vid, name, uri in conn.execute(select(SqlArtifact.version_id, SqlArtifact.name, SqlArtifact.uri)
-                                        .where(SqlArtifact.version_id.in_(chunk))):
+                                        .where(SqlArtifact.version_id.in_(chunk))).all():
             artifacts[vid][name] = uri
         for vid, key, value in conn.execute(select(SqlVersionTag.version_id, SqlVersionTag.key, SqlVersionTag.value)
-                                         .where(SqlVersionTag.version_id.in_(chunk))):
+                                         .where(SqlVersionTag.version_id.in_(chunk))).all():
             tags[vid][key] = value
         for vid, alias in conn.execute(select(SqlModelAlias.version_id, SqlModelAlias.alias)
-                                    .where(SqlModelAlias.version_id.in_(chunk))):
+                                    .where(SqlModelAlias.version_id.in_(chunk))).all():
             aliases[vid].append(alias)
     for chunk in _chunks(sorted(model_ids)):
         for mid, key, value in conn.execute(select(SqlModelTag.model_id, SqlModelTag.key, SqlModelTag.value)
-                                         .where(SqlModelTag.model_id.in_(chunk))):
+                                         .where(SqlModelTag.model_id.in_(chunk))).all():
             model_tags[mid][key] = value
     out = {}
     for vid, h in heads.items():
