@@ -28,6 +28,15 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def running(pid: int) -> bool:
+    """True if ``pid`` names a process that has not exited (a zombie waiting for its parent counts as exited)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return False
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 def cmdline(pid: int) -> str:
     """The process's command line joined by spaces ('' if it is gone or unreadable)."""
     try:
@@ -37,8 +46,9 @@ def cmdline(pid: int) -> str:
 
 
 def is_same(pid: int | None, started: int | None, *, cmd_contains: str | None = None) -> bool:
-    """True if ``pid`` is alive, started at ``started`` ticks, and (if given) its command line has ``cmd_contains``."""
-    if not pid or started is None:
+    """True if ``pid`` is running (not a zombie), started at ``started`` ticks, and (if given) its command line
+    has ``cmd_contains``."""
+    if not pid or started is None or not running(pid):
         return False
     if start_time(pid) != started:
         return False

@@ -212,6 +212,13 @@ def clean_stale(settings: Settings) -> list[int]:
     if info is None or owner_alive(settings, info):
         return []
     killed = []
+    pid = info.get("pid")
+    if isinstance(pid, int) and "pid_start" not in info and processes.cmdline(pid).endswith(
+            f"{DAEMON_MODULE} --home {settings.kiln_home}"):
+        # a daemon of an older kiln (no start time recorded, no lock held), still running for this home
+        os.kill(pid, signal.SIGTERM)
+        _wait_for(lambda: not processes.running(pid), STOP_TIMEOUT_S)
+        killed.append(pid)
     for part in (info.get("parts") or {}).values():
         if part.get("pgid") and part.get("pgid") != os.getpgid(0):
             killed += processes.kill_leftovers(int(part["pgid"]), part.get("pid_start"), STACK_PROCESS_MARKERS)

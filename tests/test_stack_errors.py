@@ -98,3 +98,20 @@ def test_a_new_sqlite_registry_is_private(bare_env, tmp_path, command):
     assert r.returncode == 0, r.stderr
     db = tmp_path / "home" / "registry.db"
     assert db.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_daemon_of_an_older_kiln_is_stopped_not_doubled(bare_env, tmp_path):
+    """An older kiln's stack.json had only a PID; its daemon (here a stand-in with the same command line)
+    holds no lock, so a new stack would start beside it: it is stopped first."""
+    home = tmp_path / "home"
+    home.mkdir()
+    legacy = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", "services.stack_daemon",
+                               "--home", str(home)])
+    try:
+        (home / "stack.json").write_text(json.dumps({"pid": legacy.pid, "redis_url": "redis://127.0.0.1:1/0"}))
+        assert run(["down"], bare_env, timeout=60).returncode == 0
+        assert legacy.wait(10) == -signal.SIGTERM
+    finally:
+        if legacy.poll() is None:
+            legacy.kill()
+            legacy.wait()
