@@ -220,6 +220,12 @@ def test_every_command_takes_name_version_and_alias(news, tmp_path):
         out = tmp_path / f"{ref.replace('@', '_').replace(':', '_')}.txt"
         assert news.run("models", "export", ref, "-o", str(out))[0] == 0
         assert out.read_text().splitlines()[0] == "8 8"
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("king\tqueen\t9.0\nking\tcat\t1.0\nman\twoman\t8.0\ncat\tdog\t7.0\n")
+    d = news.json("eval", "news@production", "--similarity", str(pairs))
+    assert d["model"] == "news:1" and "similarity_spearman" in d["metrics"]
+    assert news.json("models", "show", "news:1")["metrics"]["similarity_spearman"] == d["metrics"]["similarity_spearman"]
+    assert "similarity_spearman" not in news.json("models", "show", "news:2")["metrics"]
     for bad in ("news:0", "news:x", "news@", "news\n", "news@production\n", "news:1\n", "../news", "a/b",
                 "news@pro duction", "a..b"):
         assert news.error(2, "models", "show", bad)
