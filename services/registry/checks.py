@@ -98,7 +98,9 @@ def check_metrics(metrics: Any) -> dict[str, float]:
 def check_history(history: Any) -> list[tuple[int, dict[str, float]]]:
     """Per-epoch metrics, ``[{"epoch": 1, "loss": 0.9}, ...]`` -> ``[(1, {"loss": 0.9}), ...]``.
 
-    An entry's step is its ``epoch`` (or ``step``) when it has one, else its 1-based position.
+    An entry's step is its ``epoch`` (or ``step``) when it has one, else its 1-based position. Values
+    that are not finite numbers (an early ``inf``, a label) are left out rather than refused: the history
+    is a record of the run, and a glitch in it must not keep a trained model from being registered.
     """
     if history is None:
         return []
@@ -114,7 +116,9 @@ def check_history(history: Any) -> list[tuple[int, dict[str, float]]]:
             step = int(step)
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise InvalidParameter(f"history[{i - 1}]: the epoch must be a non-negative integer, got {step!r}")
-        out.append((step, check_metrics(entry)))
+        _check_keys(entry, f"history[{i - 1}]")
+        out.append((step, {k: float(v) for k, v in entry.items()
+                           if not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)}))
     return out
 
 

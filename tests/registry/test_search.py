@@ -178,8 +178,11 @@ def test_history_is_stored_by_epoch_and_its_last_value_is_final(db):
     assert _refs(db, _q("metric.loss<=2.5")) == ["w2v:1"]
     with pytest.raises(InvalidParameter, match="history"):
         register(db, history=[{"epoch": -1, "loss": 1.0}])
-    with pytest.raises(InvalidParameter, match="finite"):
-        register(db, history=[{"loss": float("nan")}])
+    with pytest.raises(InvalidParameter, match="history"):
+        register(db, history={"loss": [1.0]})
+    # a value that is no finite number is left out of the history; the model is still registered
+    v = register(db, history=[{"epoch": 1, "loss": float("inf"), "phase": "warmup"}, {"epoch": 2, "loss": 1.0}])
+    assert db.models.history("w2v", v.version) == {"loss": [{"step": 2, "value": 1.0}]}
 
 
 def test_sqlite_without_statistics_looks_up_each_versions_metric_by_its_own_index(tmp_path):
