@@ -3,7 +3,8 @@
 Phase 1 (submit): a real `kiln serve` process over its own redis-server and SQLite file; 10 threads, each
 with its own keep-alive HTTP session and its own token, POST /api/jobs 50 times. Checked afterwards:
 every answered job id is distinct, SQL holds exactly the 500 jobs (no more, no fewer) and the Redis queue
-holds each of them once. The peer figure is the same submission made in-process through
+holds each of them once. Then one client alone submits 50 more (latency without queueing behind the
+other clients). The peer figure is the same submission made in-process through
 ``JobService.submit`` (no HTTP, no auth, one thread): the ratio is what the server adds.
 Phase 2 (queue-to-running): the queue is cleared (jobs cancelled through the API), a dispatcher on a local
 Ray instance starts, and ``--q2r`` jobs are submitted one at a time while nothing else runs (free
@@ -177,6 +178,8 @@ def main() -> None:
         exactly_once = (len(ids) == len(set(ids)) == args.jobs and {j.id for j in rows} == set(ids)
                         and len(rows) == args.jobs and queued == set(ids))
         peer = in_process_submit(settings, corpus, 100)
+        # one client alone: the latency of a submission that does not wait behind others
+        solo, solo_ids, _ = submit_load(url, tokens, corpus, 50, 1)
 
         print(f"# kiln API load: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
         print(f"{args.jobs} submissions from {args.clients} concurrent clients in {wall:.2f} s "
@@ -187,6 +190,9 @@ def main() -> None:
         for q in (50, 99):
             a, b = pct(lat, q) * 1000, pct(peer, q) * 1000
             print(f"| submit p{q} | {a:.1f} ms | {b:.1f} ms | {a / b:.2f}x | < {20 if q == 50 else 100} ms |")
+        for q in (50, 99):
+            a, b = pct(solo, q) * 1000, pct(peer, q) * 1000
+            print(f"| submit p{q}, 1 client alone (50 jobs) | {a:.1f} ms | {b:.1f} ms | {a / b:.2f}x | |")
         if not exactly_once:
             raise SystemExit("FAILED: jobs lost or stored twice")
 
@@ -213,11 +219,14 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
     auth = {"Authorization": f"Bearer {admin}"}
     for job_id in [m.decode() for m in r.zrange(keys.QUEUE, 0, -1)]:
         requests.post(f"{url}/api/jobs/{job_id}/cancel", headers=auth, timeout=60)
+    from ray.cluster_utils import Cluster
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
-             namespace=settings.namespace)
+    # a Ray instance of our own (plain ray.init() would join any cluster another `ray start` left running)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
     try:
-        ensure_dispatcher(settings.with_(ray_address=ray.get_runtime_context().gcs_address))
+        ensure_dispatcher(settings.with_(ray_address=cluster.address))
         out = []
         for i in range(n):
             job = requests.post(url + "/api/jobs", json=spec(corpus, i, epochs=200), headers=auth, timeout=60).json()
@@ -231,7 +240,7 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
                 raise SystemExit(f"{job['id']} did not start within 60 s ({rec.state})")
             out.append((rec.started_at - rec.submitted_at).total_seconds())
             requests.post(f"{url}/api/jobs/{job['id']}/cancel", headers=auth, timeout=60)
-            while not db.jobs.get(job["id"]).is_terminal():
+            while not db.jobs.get(job["id"]).is_terminal:
                 time.sleep(0.05)
             # wait until the dispatcher has released the job's workers: the next job finds free capacity
             while r.exists(keys.job(job["id"])) and r.sismember(keys.CANCEL_REQUESTS, job["id"]):
@@ -239,6 +248,7 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
         return out
     finally:
         ray.shutdown()
+        cluster.shutdown()
 
 
 if __name__ == "__main__":

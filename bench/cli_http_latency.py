@@ -1,6 +1,7 @@
 """Read commands as whole processes: reading the stores directly vs. through a kiln server (thin client).
 
-A temporary KILN_HOME with its own redis-server and SQLite file holds ``--jobs`` queued jobs; a real
+A temporary KILN_HOME with its own redis-server and SQLite file holds ``--jobs`` queued jobs and one
+word2vec model version; a real
 `kiln serve` runs over it. Each command runs ``--runs`` times both ways, interleaved (local, HTTP, local,
 HTTP...) so that machine load hits both alike; medians are printed side by side with the ratio, next to
 ``python -c pass`` (the interpreter alone: the floor for any Python CLI).
@@ -42,6 +43,8 @@ def main() -> None:
 
     from services.registry import Database
     from services.tokens import TokenService
+    from shared.config import Settings
+    from tests.api.conftest import register_word2vec
     from tests.conftest import write_corpus
 
     tmp = Path(tempfile.mkdtemp(prefix="kiln-cli-http-"))
@@ -58,10 +61,14 @@ def main() -> None:
         corpus = write_corpus(tmp / "corpus.txt", sentences=300)
         ids = [requests.post(url + "/api/jobs", json=spec(corpus, i), headers={"Authorization": f"Bearer {token}"},
                              timeout=60).json()["id"] for i in range(args.jobs)]
+        ref = register_word2vec(Settings(kiln_home=home, redis_url=redis_url, db_url=env["KILN_DB_URL"],
+                                         artifacts=str(home / "artifacts"), ray_address=None), "bench-w2v")
         remote = {**env, "KILN_URL": url, "KILN_TOKEN": token}
         commands = [("kiln jobs --json", [KILN, "jobs", "--json"]),
                     ("kiln status ID --json", [KILN, "status", ids[0], "--json"]),
-                    ("kiln jobs", [KILN, "jobs"])]
+                    ("kiln jobs", [KILN, "jobs"]),
+                    ("kiln models list --json", [KILN, "models", "list", "--json"]),
+                    ("kiln models show NAME:1 --json", [KILN, "models", "show", ref, "--json"])]
         print(f"# read commands, median of {args.runs} processes each ({os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at start)")
         print("| command | stores directly | via kiln server (HTTP) | ratio |")
