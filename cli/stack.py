@@ -101,9 +101,20 @@ def doctor(as_json: bool) -> None:
             click.echo(f"warning: {warning}")
         click.echo("settings:")
         for k, v in report["settings"].items():
-            click.echo(f"    {k:<20} {v}")
+            click.echo(f"    {k:<20} {_shown_setting(k, v, report['in_use'])}")
     if not all(item["ok"] for item in report["checks"].values()):
         raise SystemExit(1)
+
+
+def _shown_setting(name: str, value, in_use: dict) -> str:
+    """A setting as people read it: the embedded part's address when unset, "no cap" for an unset cap."""
+    if name == "KILN_REDIS_URL" and value is None:
+        return f"(embedded) {in_use['redis_url'] or 'not running'}"
+    if name == "RAY_ADDRESS" and value is None:
+        return f"(embedded) {in_use['ray_address'] or 'not running'}"
+    if name.startswith("KILN_MAX_RUNNING") and value is None:
+        return "no cap"
+    return str(value)
 
 
 @click.group()

@@ -99,7 +99,8 @@ def cluster_node_count(redis_url: str | None) -> int:
 
 
 def check_all(settings: Settings) -> dict:
-    """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "warnings", "settings"}."""
+    """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "warnings",
+    "settings", "in_use"}; values typed for JSON (numbers, booleans, null)."""
     resolved = stack.resolve(settings)
     try:
         version = metadata.version("kiln")
@@ -114,11 +115,14 @@ def check_all(settings: Settings) -> dict:
                    "torch": _torch()},
         "nodes": nodes,
         "warnings": [warning] if warning else [],
-        "settings": {"KILN_HOME": str(settings.kiln_home),
-                     "KILN_REDIS_URL": mask_url(settings.redis_url) or f"(embedded) {mask_url(resolved.redis_url) or 'not running'}",
+        # As set (null: not set, the embedded part is used; a cap of null: no cap); passwords masked.
+        "settings": {"KILN_HOME": str(settings.kiln_home), "KILN_REDIS_URL": mask_url(settings.redis_url),
                      "KILN_DB_URL": mask_url(settings.db_url), "KILN_ARTIFACTS": mask_url(settings.artifacts),
-                     "RAY_ADDRESS": settings.ray_address or f"(embedded) {resolved.ray_address or 'not running'}",
-                     "KILN_MAX_RUNNING_JOBS": settings.max_running_jobs or "no cap",
-                     "KILN_MAX_RUNNING_PER_USER": settings.max_running_per_user or "no cap",
+                     "RAY_ADDRESS": settings.ray_address,
+                     "KILN_MAX_RUNNING_JOBS": settings.max_running_jobs or None,
+                     "KILN_MAX_RUNNING_PER_USER": settings.max_running_per_user or None,
                      "KILN_USER": settings.user},
+        # What this process would use now (the embedded stack's addresses filled in; null: not running).
+        "in_use": {"redis_url": mask_url(resolved.redis_url), "ray_address": resolved.ray_address,
+                   "embedded_redis": settings.embedded_redis, "embedded_ray": settings.embedded_ray},
     }

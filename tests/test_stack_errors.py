@@ -115,3 +115,14 @@ def test_a_daemon_of_an_older_kiln_is_stopped_not_doubled(bare_env, tmp_path):
         if legacy.poll() is None:
             legacy.kill()
             legacy.wait()
+
+
+def test_doctor_json_is_typed(bare_env):
+    r = run(["doctor", "--json"], {**bare_env, "KILN_MAX_RUNNING_JOBS": "3"}, timeout=120)
+    report = json.loads(r.stdout)
+    s = report["settings"]
+    assert s["KILN_MAX_RUNNING_JOBS"] == 3 and s["KILN_MAX_RUNNING_PER_USER"] is None
+    assert s["KILN_REDIS_URL"] is None and s["RAY_ADDRESS"] is None  # not set: the embedded parts
+    assert report["in_use"] == {"redis_url": None, "ray_address": None, "embedded_redis": True, "embedded_ray": True}
+    assert report["nodes"] == [] and report["warnings"] == []
+    assert all(isinstance(c["ok"], bool) for c in report["checks"].values())
