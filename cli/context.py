@@ -14,10 +14,16 @@ def backends(start_stack: bool = False):
 
     settings = get_settings()
     if start_stack:
-        settings = stack.up(settings)
+        settings = stack.up(settings, on_start=_say_starting)
     else:
         settings = stack.resolve(settings)
     return Backends(settings)
+
+
+def _say_starting(home) -> None:
+    import click  # noqa: PLC0415
+
+    click.echo(f"starting the local stack (redis-server, Ray) under {home}; `kiln down` stops it", err=True)
 
 
 def job_service(start_stack: bool = False):

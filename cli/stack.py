@@ -16,7 +16,7 @@ def up() -> None:
     from services import stack  # noqa: PLC0415
 
     settings = get_settings()
-    resolved = stack.up(settings)
+    resolved = stack.up(settings, on_start=lambda home: click.echo(f"starting the local stack under {home}", err=True))
     from services.registry import Database  # noqa: PLC0415
 
     db = Database(resolved.db_url)  # creates / upgrades the schema

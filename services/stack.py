@@ -163,11 +163,12 @@ def private_home(settings: Settings) -> None:
 
 
 # -- up -----------------------------------------------------------------------------------------------
-def up(settings: Settings) -> Settings:
+def up(settings: Settings, *, on_start=None) -> Settings:
     """Start the embedded parts that are not running, and the dispatcher; return the resolved settings.
 
     Idempotent, and safe to call from many processes at once: one starts the stack, the others wait
     for it and use it. An explicit Redis or Ray that does not answer is an error before anything starts.
+    ``on_start(kiln_home)`` is called when this call is the one that starts the embedded stack.
     """
     if settings.redis_url:
         check_redis_url(settings.redis_url)  # before anything starts: a job that cannot be queued starts nothing
@@ -177,6 +178,8 @@ def up(settings: Settings) -> Settings:
         with file_lock.held(settings.kiln_home / START_LOCK_FILE, timeout_s=START_TIMEOUT_S,
                             waiting="another kiln process is starting the local stack"):
             if read_stack(settings) is None:  # the process we waited for may have started it
+                if on_start is not None:
+                    on_start(settings.kiln_home)
                 _start_daemon(settings)
     if needs_embedded(settings) and (read_stack(settings) or {}).get("state", "").startswith("restarting"):
         _wait_for(lambda: not (read_stack(settings) or {}).get("state", "").startswith("restarting"), RESTART_WAIT_S)

@@ -47,6 +47,8 @@ def test_concurrent_submits_share_one_stack_and_a_reused_pid_is_left_alone(tmp_p
             assert p.returncode == 0, err
         job_ids = {out.strip() for out, _ in outs}
         assert len(job_ids) == 3
+        starters = [err for _, err in outs if "starting the local stack" in err]
+        assert len(starters) == 1, [err for _, err in outs]  # one started it, and said so; the others used it
 
         info = record(home)
         assert info["pid"] != unrelated.pid and _daemons_for(home) == [info["pid"]]  # exactly one owner
