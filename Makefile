@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml
 # stack -> a registered model, its metrics, and the nearest neighbours of a few probe words.
 DEMO_MODEL ?= enwiki-demo
 DEMO_WORDS ?= war king music river computer
+DEMO_CNN ?= digits-demo
 PYDATA = $(BIN)/python -c "import bench.corpora as c; print(c.$(1)())"
 
 demo: setup
@@ -38,6 +39,11 @@ demo: setup
 	$(BIN)/kiln models show $(DEMO_MODEL)
 	@for w in $(DEMO_WORDS); do echo "== kiln similar $(DEMO_MODEL) $$w --top 8"; \
 		$(BIN)/kiln similar $(DEMO_MODEL) $$w --top 8 || exit 1; done
+	@echo "== kiln submit cnn digits (LeNet-5 on scikit-learn's 8x8 digits, the default recipe)"
+	$(BIN)/kiln submit cnn digits --name $(DEMO_CNN) --follow
+	$(BIN)/kiln models show $(DEMO_CNN)
+	@d=$$($(BIN)/python -m workers.cnn.sample_images 8) && echo "== kiln predict $(DEMO_CNN) $$d --top 3" && \
+		$(BIN)/kiln predict $(DEMO_CNN) $$d --top 3
 	@echo "== the stack keeps running (kiln jobs, kiln models list ...); stop it with: $(BIN)/kiln down"
 
 test: setup browser

@@ -89,7 +89,7 @@ def plain_loop(spec, data_dir: Path) -> dict:
             oy, ox = torch.randint(0, 2 * s + 1, (2, len(idx)))
             rows = (oy[:, None] + torch.arange(h))[:, None, :, None]
             cols = (ox[:, None] + torch.arange(w))[:, None, None, :]
-            xb = xb[torch.arange(len(idx))[:, None, None, None], 0:1, rows, cols]
+            xb = xb[torch.arange(len(idx))[:, None, None, None], torch.zeros(1, 1, 1, 1, dtype=torch.long), rows, cols]
             loss = F.cross_entropy(model(xb), yt[idx], label_smoothing=p.label_smoothing)
             opt.zero_grad()
             loss.backward()
@@ -123,7 +123,7 @@ def summarise(run: dict) -> dict:
 
 def speed(args) -> None:
     params = {"image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size}
-    spec = cnn_spec(params)
+    spec = cnn_spec(params, seed=args.seed)
     print(f"LeNet-5 on digits at {args.image_size}x{args.image_size} (1617 training images), batch "
           f"{spec.params.batch_size}, {spec.params.epochs} epochs, recipe {spec.params.optimizer} lr {spec.params.lr} "
           f"augment {spec.params.augment}\n")
@@ -141,7 +141,8 @@ def speed(args) -> None:
         kiln_job(cnn_spec({**params, "epochs": 2}), Path(tmp) / "warm", uses_ray=True)  # Ray's worker processes
         for n in args.workers:
             rows.append((f"kiln Ray job {n} worker(s)",
-                         summarise(kiln_job(cnn_spec(params, workers=n), Path(tmp) / f"ray{n}", uses_ray=True))))
+                         summarise(kiln_job(cnn_spec(params, workers=n, seed=args.seed), Path(tmp) / f"ray{n}",
+                                             uses_ray=True))))
         ray.shutdown()
     base = rows[0][1]["ips"]
     print(f"{'':28} {'images/s':>9} {'ratio':>6} {'start-up s':>10} {'total s':>8} {'accuracy':>9}")
@@ -183,6 +184,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
+    ap.add_argument("--seed", type=int, default=1, help="the seed of every speed row (initial weights, batches)")
     ap.add_argument("--quality", action="store_true", help="the default recipe on digits over --seeds")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 3, 4, 5])
     args = ap.parse_args()

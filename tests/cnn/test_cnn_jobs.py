@@ -91,3 +91,35 @@ def test_killed_worker_job_is_retried_and_resumes_from_its_epoch_checkpoint(svc,
     assert resumed and int(resumed[0].rsplit(" ", 1)[1]) >= 1, lines
     assert any("reusing the images decoded by an earlier attempt" in m for m in lines)
     assert final["metrics"]["test_accuracy"] > 0.95
+
+
+def test_large_image_folders_are_decoded_once_in_shards_on_the_workers(ray_cluster, tmp_path, monkeypatch):
+    from shared.specs import build_spec
+    from tests.cnn.conftest import digits, write_pngs
+    from workers.cnn import prepare
+    from workers.cnn.folder import decode
+    from workers.cnn.precheck import resolve_cnn_spec
+    from workers.contract import LocalContext
+
+    import numpy as np
+
+    x, y = digits()
+    folder = write_pngs(tmp_path / "pngs", x[:200], y[:200])
+    monkeypatch.setattr(prepare, "PARALLEL_DECODE_MIN", 100)  # 200 files: both workers take a shard
+    spec, _ = resolve_cnn_spec(build_spec(cnn("folder", params={"dataset": str(folder), "epochs": 1,
+                                                                "arch": "mlp"}, resources={"workers": 2})))
+    job = CnnJob(LocalContext(spec, tmp_path / "job", uses_ray=True))
+    calls = []
+    real_call = None
+    try:
+        job._start_workers()
+        real_call = job.workers.call
+        job.workers.call = lambda rank, method, *a: (calls.append((rank, method)), real_call(rank, method, *a))[1]
+        job._start_workers = lambda: None  # keep the instrumented workers
+        job.prepare()
+    finally:
+        job.close()
+    assert sorted(r for r, m in calls if m == "decode_rows") == [0, 1]
+    images = np.load(tmp_path / "job" / "data" / "images.npy")
+    files = prepare.folder_files(job.info)
+    assert len(images) == 200 and all(np.array_equal(images[i], decode(f, (8, 8), 1)) for i, f in enumerate(files))
