@@ -14,14 +14,13 @@ import click
 def serve(host: str, port: int, data_roots: tuple[str, ...]) -> None:
     """Serve the job and model API under /api and the web page at / until interrupted."""
     from services import stack  # noqa: PLC0415
-    from services.api.server import serve as run  # noqa: PLC0415
+    from services.api.server import is_loopback, serve as run  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415
 
-    from services.api.server import is_loopback  # noqa: PLC0415
+    def ready(url: str) -> None:
+        click.echo(f"kiln server on {url}", err=True)
+        if not is_loopback(host) and not data_roots:
+            click.echo("warning: jobs submitted over HTTP may read any file this server can read; "
+                       "--data-root DIR limits them", err=True)
 
-    settings = stack.resolve(get_settings())
-    if not is_loopback(host) and not data_roots:
-        click.echo("warning: jobs submitted over HTTP may read any file this server can read; "
-                   "--data-root DIR limits them", err=True)
-    run(settings, host, port, data_roots=data_roots,
-        on_ready=lambda url: click.echo(f"kiln server on {url}", err=True))
+    run(stack.resolve(get_settings()), host, port, data_roots=data_roots, on_ready=ready)

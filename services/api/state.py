@@ -22,7 +22,10 @@ class ServerState:
 
     def backends_for(self, user: str) -> Backends:
         """The shared connections, with ``settings.user`` set to ``user`` (who the services act for)."""
-        b = copy.copy(self.backends)  # shares the cached Redis client, database engine and stores
+        shared = self.backends
+        if shared.redis_or_none() is not None:
+            shared.status, shared.queue  # noqa: B018 - cached on the shared object before it is copied
+        b = copy.copy(shared)  # shares the cached Redis client, database engine and stores
         b.settings = self.settings.with_(user=user)
         return b
 
