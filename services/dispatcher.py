@@ -12,8 +12,9 @@ Everything it needs to carry on lives in SQL, Redis and Ray's named objects, so 
 (idempotent: a dispatcher may die between creating a runner and starting it), registers results that
 were kept but not yet registered, and re-queues the jobs whose runner is gone.
 
-A trained result is written beside the job's artifacts before it is registered and registration is
-retried until the database takes it: a transient database error never throws a model away.
+States are written by services/job_outcomes.py: a trained result is written beside the job's
+artifacts before it is registered, and whatever the database cannot take now (a result, a FAILED, a
+re-queue) is kept and written on a later round: a transient database error never throws a model away.
 
 Cancels are taken on SQL's word: a job stops when SQL says it is terminal; the Redis cancel set only
 says "look now". Scheduling policy (services/scheduling.py): queue order, per-node fit, backfill
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field
 
 from services import job_files, placement
 from services.backends import Backends
+from services.job_outcomes import OutcomeRecorder, Unregistered, one_line
 from services.jobs import unsatisfiable
 from services.scheduling import Candidate, Capacity, pick
 from shared import keys
 from shared.config import Settings
-from shared.errors import InvalidTransition, KilnError, NotFound, Unavailable
+from shared.errors import InvalidTransition, NotFound
 from shared.specs import JobSpec
 from shared.states import JobState
 
@@ -51,8 +53,6 @@ MAX_BYPASS = 5
 DB_WAIT_S = 5.0
 """How long one dispatcher round waits for a locked SQLite file (the registry's default is 30 s). Whatever
 it could not write is kept and written on a later round, and the heartbeat (15 s) stays fresh meanwhile."""
-REGISTER_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
-"""Waits between tries to register a kept result (the last repeats until the database answers)."""
 RUNNER_PREFIX = "runner-"
 
 
@@ -70,20 +70,6 @@ class Running:
     since: float = field(default_factory=time.time)
 
 
-@dataclass
-class Unregistered:
-    """A trained result waiting for the database."""
-
-    result: dict
-    tries: int = 0
-    next_at: float = 0.0
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
 class Dispatcher:
     """Plain class; ``ray.remote(Dispatcher)`` makes it the actor."""
 
@@ -93,11 +79,7 @@ class Dispatcher:
         self.b = Backends(self.settings)
         self.poll_s = poll_s
         self.running: dict[str, Running] = {}
-        self.unregistered: dict[str, Unregistered] = {}
-        self.failing: dict[str, str] = {}
-        """Jobs whose runner is gone but whose FAILED the database has not taken yet (job id -> error)."""
-        self.retrying: dict[str, str] = {}
-        """Likewise for re-queues (job id -> the attempt's error)."""
+        self.record = OutcomeRecorder(self.b)
         self.bypassed: dict[str, int] = {}
         self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
@@ -116,7 +98,7 @@ class Dispatcher:
     def info(self) -> dict:
         import os  # noqa: PLC0415
 
-        return {"pid": os.getpid(), "running": sorted(self.running), "unregistered": sorted(self.unregistered),
+        return {"pid": os.getpid(), "running": sorted(self.running), "unregistered": sorted(self.record.unregistered),
                 "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue)}
 
     def stop(self) -> None:
@@ -167,11 +149,7 @@ class Dispatcher:
             self._refresh_cluster()
         if self.b.redis.scard(keys.CANCEL_REQUESTS) or now - self._sql_at > SQL_CHECK_S:
             self._check_sql()
-        self._register_kept()
-        for job_id, error in list(self.failing.items()):
-            self._fail(job_id, error)
-        for job_id, error in list(self.retrying.items()):
-            self._retry_or_fail(job_id, error)
+        self.record.flush()
         self._reap()
         self._schedule()
 
@@ -201,13 +179,13 @@ class Dispatcher:
                 runner = None
             if kept is not None:  # trained, but not registered before the last dispatcher died
                 self._release(rec.id, runner)
-                self.unregistered[rec.id] = Unregistered(kept)
+                self.record.unregistered[rec.id] = Unregistered(kept)
                 continue
             if runner is None:
                 if state == JobState.STARTING:  # the last dispatcher died before the runner was started
-                    self._requeue_same_attempt(rec.id, "the dispatcher restarted before the job's runner started")
+                    self.record.requeue_same_attempt(rec.id, "the dispatcher restarted before the job's runner started")
                 else:
-                    self._retry_or_fail(rec.id, "the job's runner was lost (dispatcher or node restart)")
+                    self.record.retry_or_fail(rec.id, "the job's runner was lost (dispatcher or node restart)")
                 continue
             run = Running(rec.id, rec.user, spec, runner, start_ref=runner.start.remote(),
                           running=state == JobState.RUNNING,
@@ -243,10 +221,9 @@ class Dispatcher:
                 self._end_in_redis(job_id)
                 job_files.remove_scratch(self.b.artifacts, job_id)
                 self.b.status.log(job_id, "workers stopped and released")
-        for job_id in list(self.unregistered):
+        for job_id in list(self.record.unregistered):
             if job_id not in live:  # cancelled while its result waited for the database
-                self.unregistered.pop(job_id)
-                job_files.remove_scratch(self.b.artifacts, job_id)
+                self.record.forget(job_id)
         for raw in self.b.redis.smembers(keys.CANCEL_REQUESTS):
             job_id = raw.decode()
             if job_id in live:
@@ -291,17 +268,15 @@ class Dispatcher:
             except Exception as e:  # the runner actor died: worker, node or process failure
                 outcome = {"ok": False, "retryable": True, "error": f"runner lost: {type(e).__name__}"}
             if outcome.get("ok"):
-                job_files.save_result(self.b.artifacts, job_id, outcome["result"])  # kept before anything else
                 self._release(job_id, run.runner)
                 self.b.status.log(job_id, "training finished; registering the model")
-                self.unregistered[job_id] = Unregistered(outcome["result"])
-                self._register(job_id)
+                self.record.keep(job_id, outcome["result"])  # written beside the artifacts, then registered
             else:
                 self._release(job_id, run.runner)
                 if outcome.get("retryable"):
-                    self._retry_or_fail(job_id, outcome["error"])
+                    self.record.retry_or_fail(job_id, outcome["error"])
                 else:
-                    self._fail(job_id, outcome["error"])
+                    self.record.fail(job_id, outcome["error"])
 
     def _mark_running(self, run: Running) -> None:
         """STARTING -> RUNNING, once the runner's ``start()`` returned (SQL stamps started_at)."""
@@ -318,7 +293,7 @@ class Dispatcher:
         except InvalidTransition:
             pass  # cancelled meanwhile: the SQL check stops it
         except Exception as e:  # noqa: BLE001 - the database is unavailable: try again next round
-            log.warning("job %s: could not record RUNNING yet: %s", run.job_id, _one_line(e))
+            log.warning("job %s: could not record RUNNING yet: %s", run.job_id, one_line(e))
             return
         run.running = True
         run.since = time.time()
@@ -329,125 +304,7 @@ class Dispatcher:
             return
         del self.running[run.job_id]
         self._release(run.job_id, run.runner)
-        self._fail(run.job_id, f"timed out after {_duration(limit)} (--timeout)")
-
-    # -- results ----------------------------------------------------------------------------------
-    def _register_kept(self) -> None:
-        now = time.time()
-        for job_id, kept in list(self.unregistered.items()):
-            if now >= kept.next_at:
-                self._register(job_id)
-
-    def _register(self, job_id: str) -> None:
-        """Register a kept result and mark the job SUCCEEDED in one transaction. A database that cannot
-        be reached or stays locked leaves the result kept for the next try; a result the registry refuses
-        fails the job; a job cancelled meanwhile registers nothing."""
-        kept = self.unregistered[job_id]
-        result = kept.result
-        db = self.b.db
-        try:
-            with db.session() as s:
-                rec = db.jobs.get(job_id, session=s)
-                if JobState(rec.state) == JobState.STARTING:
-                    db.jobs.transition(job_id, JobState.RUNNING, session=s)
-                mv = db.models.register_version(
-                    name=rec.name, kind=rec.kind, params=result["params"], metrics=result["metrics"],
-                    artifacts=result["artifacts"], lineage=result["lineage"], job_id=job_id,
-                    history=result.get("history") or None, session=s)
-                model = {"name": mv.name, "version": mv.version}
-                db.jobs.transition(job_id, JobState.SUCCEEDED, metrics=result["metrics"],
-                                   result={"model": model, "artifacts": result["artifacts"]}, session=s)
-        except InvalidTransition as e:  # cancelled while finishing: nothing is registered
-            self.unregistered.pop(job_id, None)
-            job_files.remove_scratch(self.b.artifacts, job_id)
-            self.b.status.log(job_id, f"finished but not registered: {e}", level="WARNING")
-            return
-        except NotFound:
-            self.unregistered.pop(job_id, None)
-            return
-        except (Unavailable, OSError) as e:
-            self._later(job_id, kept, e)
-            return
-        except KilnError as e:  # the registry refused the result (e.g. a bad metric): fail the job
-            self.unregistered.pop(job_id, None)
-            self._fail(job_id, f"could not register the model: {e}")
-            return
-        except Exception as e:  # noqa: BLE001 - any other database error is taken as transient
-            self._later(job_id, kept, e)
-            return
-        self.unregistered.pop(job_id, None)
-        job_files.remove_scratch(self.b.artifacts, job_id)
-        ref = f"{model['name']}:{model['version']}"
-        self.b.status.set_state(job_id, JobState.SUCCEEDED, progress=1.0, model=ref, metrics=result["metrics"],
-                                eta_s=0, message=f"registered {ref}", reason="")
-        self.b.status.log(job_id, f"registered model {model['name']} version {model['version']}")
-        log.info("job %s succeeded: %s", job_id, ref)
-
-    def _later(self, job_id: str, kept: Unregistered, e: BaseException) -> None:
-        wait = REGISTER_BACKOFF_S[min(kept.tries, len(REGISTER_BACKOFF_S) - 1)]
-        kept.tries += 1
-        kept.next_at = time.time() + wait
-        why = "the database is locked by another process" if "locked" in str(e) else _one_line(e)
-        self.b.status.log(job_id, f"could not register the model yet ({why}); the result is kept, "
-                                  f"retrying in {wait:g} s (try {kept.tries})", level="WARNING")
-
-    # -- ending attempts --------------------------------------------------------------------------
-    def _fail(self, job_id: str, error: str) -> None:
-        """Record FAILED (SQL, then Redis). If the database cannot take it now, the failure is kept and
-        recorded on a later round: a job whose runner is gone never stays RUNNING."""
-        try:
-            self.b.db.jobs.transition(job_id, JobState.FAILED, error=error)
-        except (InvalidTransition, NotFound):
-            self.failing.pop(job_id, None)
-            return
-        except Exception as e:  # noqa: BLE001 - transient (locked, unreachable): keep it for the next round
-            if job_id not in self.failing:
-                why = "the database is locked by another process" if "locked" in str(e) else _one_line(e)
-                self.b.status.log(job_id, f"could not record the failure yet ({why}); retrying", level="WARNING")
-            self.failing[job_id] = error
-            return
-        self.failing.pop(job_id, None)
-        job_files.remove_scratch(self.b.artifacts, job_id)
-        try:
-            self.b.status.set_state(job_id, JobState.FAILED, error=error, message="failed", reason="")
-        except InvalidTransition:
-            pass
-        self.b.status.log(job_id, f"failed: {error}", level="ERROR")
-
-    def _retry_or_fail(self, job_id: str, error: str) -> None:
-        """Re-queue the job as its next attempt, or FAILED when it has no retries left. Kept for a later
-        round, like ``_fail``, when the database cannot take it now."""
-        db = self.b.db
-        try:
-            rec = db.jobs.get(job_id)
-            if JobState(rec.state).is_terminal():
-                self.retrying.pop(job_id, None)
-                return
-            if rec.attempt > rec.max_retries:
-                self.retrying.pop(job_id, None)
-                self._fail(job_id, f"{error} (no retries left after {rec.attempt} attempts)")
-                return
-            rec = db.jobs.requeue(job_id, error=error)
-        except (InvalidTransition, NotFound):
-            self.retrying.pop(job_id, None)
-            return
-        except Exception:  # noqa: BLE001 - transient: keep it for the next round
-            self.retrying[job_id] = error
-            return
-        self.retrying.pop(job_id, None)
-        status = self.b.status
-        status.set_state(job_id, JobState.QUEUED, attempt=rec.attempt, error=error, progress=0.0)
-        status.log(job_id, f"attempt {rec.attempt - 1} failed ({error}); re-queued as attempt {rec.attempt}",
-                   level="WARNING")
-        self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
-
-    def _requeue_same_attempt(self, job_id: str, why: str) -> None:
-        rec = self.b.db.jobs.requeue_without_attempt(job_id)
-        if rec is None:
-            return
-        self.b.status.set_state(job_id, JobState.QUEUED, attempt=rec.attempt, message=why)
-        self.b.status.log(job_id, f"{why}; re-queued (attempt {rec.attempt} not counted)", level="WARNING")
-        self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
+        self.record.fail(run.job_id, f"timed out after {_duration(limit)} (--timeout)")
 
     # -- placing queued jobs ----------------------------------------------------------------------
     def _queued(self, job_id: str) -> tuple[str, JobSpec] | None:
@@ -541,7 +398,7 @@ class Dispatcher:
             start_ref = runner.start.remote()
         except Exception as e:  # noqa: BLE001
             placement.remove(job_id)
-            self._retry_or_fail(job_id, f"could not start the runner: {_one_line(e)}")
+            self.record.retry_or_fail(job_id, f"could not start the runner: {one_line(e)}")
             return True
         self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
         return True
