@@ -87,10 +87,13 @@ class JobService:
         rec = self.b.db.jobs.get(job_id)
         client = self.b.redis_or_none()
         live = self.b.status.get(job_id) if client is not None else None
-        view = job_view(rec, live)
+        return self._with_position(job_view(rec, live), client)
+
+    def _with_position(self, view: dict, client) -> dict:
+        """A queued job's ``queue_position`` (1 = next to start), from the Redis queue."""
         if view["state"] == JobState.QUEUED.value and client is not None:
-            pos = self.b.queue.position(job_id)
-            view["queue_position"] = None if pos is None else pos + 1  # 1 = next to start
+            pos = self.b.queue.position(view["id"])
+            view["queue_position"] = None if pos is None else pos + 1
         return view
 
     def list(self, state: str | None = None, limit: int | None = None) -> list[dict]:
@@ -105,7 +108,7 @@ class JobService:
         views = []
         for rec in records:
             live = self.b.status.get(rec.id) if client is not None else None
-            views.append(job_view(rec, live))
+            views.append(self._with_position(job_view(rec, live), client))
         return views
 
     # -- act ------------------------------------------------------------------------------------
