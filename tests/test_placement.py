@@ -63,6 +63,8 @@ def test_a_job_no_node_can_hold_now_stays_queued_with_its_reason_then_runs(svc, 
         assert shown["state"] == "QUEUED" and shown["reason"] == queued["reason"] and shown["queue_position"] == 1
         human = run(["status", job], env)
         assert "waiting" in human.stdout and "free per node" in human.stdout
+        listed = {j["id"]: j for j in json.loads(run(["jobs", "--json"], env).stdout)}
+        assert listed[job]["queue_position"] == 1 and listed[job]["reason"] == queued["reason"]
         assert placement.find(job) is None  # nothing reserved for a job that cannot be placed
         # several rounds later it still waits (the dispatcher refreshes the cluster every second)
         ticks = ray.get(dispatcher.info.remote())["ticks"]
