@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +26,9 @@ router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 MAX_STREAMS = 128
 """Live log streams served at once; one more is refused with 503 (each holds a handler thread)."""
 _streams = threading.BoundedSemaphore(MAX_STREAMS)
+_writes = threading.Lock()
+"""On SQLite, submissions of this process take turns for the write (validation runs outside): SQLite has
+one writer, and threads that meet its lock back off in sleeps of up to 100 ms; queueing here has no gaps."""
 HEARTBEAT_S = 10.0
 """A comment line this often keeps a quiet log stream open through proxies and detects gone clients."""
 
@@ -48,7 +52,8 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
     check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
     validated = validate_offline(data, user=who.user)
     check_paths(spec_paths(validated), st.data_roots)
-    return st.job_service(who.user).submit(validated)
+    with _writes if st.settings.db_url.startswith("sqlite") else nullcontext():
+        return st.job_service(who.user).submit(validated)
 
 
 @router.get("", summary="List jobs, newest first")
