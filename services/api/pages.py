@@ -141,7 +141,8 @@ def job_page(request: Request, job_id: str) -> Response:
     model_link = (f'<p>Model: <a id="model-link" href="/models/{quote(model["name"])}:{model["version"]}">'
                   f'{e(model["name"])}:{model["version"]}</a></p>') if model else '<p id="model-link"></p>'
     body = f"""<h1>{e(v['name'])} <small>{e(v['id'])}</small></h1>
-<p><progress id="bar" max="100" value="{v['progress'] * 100:.0f}"></progress> <span id="pct">{v['progress'] * 100:.1f}%</span></p>
+<p><progress id="bar" max="100" value="{v['progress'] * 100:.0f}"></progress>
+<span id="pct">{v['progress'] * 100:.1f}%</span></p>
 {buttons}<p id="action-result" class="hint"></p>
 <div class="cols"><table class="fields">{fields}</table><div>{model_link}<h3>Metrics</h3>
 <table id="metrics" class="fields"></table></div></div>

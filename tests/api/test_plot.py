@@ -34,7 +34,8 @@ def test_plot_a_job_s_curves_and_a_model_s_pictures(settings, tmp_path):
     assert again.returncode == 2 and "exists; add --force" in again.stderr
 
     ref = register_word2vec(settings, "vecs")
-    assert kiln(settings, "plot", ref, "--what", "embeddings", "-o", str(tmp_path / "e.png"), "--words", "20").returncode == 0
+    r = kiln(settings, "plot", ref, "--what", "embeddings", "-o", str(tmp_path / "e.png"), "--words", "20")
+    assert r.returncode == 0, r.stderr
     assert (tmp_path / "e.png").read_bytes().startswith(PNG)
     wrong = kiln(settings, "plot", ref, "--what", "confusion", "-o", str(tmp_path / "c.png"))
     assert wrong.returncode == 2 and len(wrong.stderr.strip().splitlines()) == 1 and "CNN" in wrong.stderr
