@@ -13,10 +13,13 @@ Columns: ``images/s`` = training images x (epochs - 1) / time from the end of ep
 last epoch (steady state: everything before, including the first epoch's warm-up, is start-up); ``ratio``
 = that over the plain loop's; ``start-up s`` = wall time to the end of epoch 1 minus one steady epoch
 (kiln: scanning and decoding the dataset, starting actors, joining the process group, building the model);
-``total s`` = the whole run (kiln: with the final evaluation and model files); ``accuracy`` = held-out
-accuracy (the same held-out split for all rows).
+``total s`` = the whole run (kiln: with the final evaluation and model files); ``in-loop/s`` = kiln's own
+per-epoch images/s (the training loop alone, without the held-out evaluation and checkpoint after each
+epoch; median over epochs 2..); ``accuracy`` = held-out accuracy (the same held-out split for all rows).
+Each figure is the median over --repeats runs, the rows interleaved so that a busy moment of a shared
+machine does not land on one row only.
 
-    python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2]
+    python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2] [--repeats 3]
     python -m bench.cnn_vs_plain_torch --quality [--seeds 1,2,3,4,5]   # the default recipe on digits
 
 Data: scikit-learn's digits (1,797 images), resized to --image-size (28: MNIST-shaped) for the speed rows;
@@ -111,14 +114,20 @@ def kiln_job(spec, root: Path, uses_ray: bool) -> dict:
     n = int(np.load(root / "data" / "train_idx.npy").shape[0])
     images = (n // spec.params.batch_size) * spec.params.batch_size
     return {"ends": ends, "t0": t0, "end": time.perf_counter(), "images": images,
-            "accuracy": result.metrics["test_accuracy"]}
+            "accuracy": result.metrics["test_accuracy"],
+            "loop_ips": float(np.median([h["images_per_s"] for h in result.history[1:]]))}
 
 
 def summarise(run: dict) -> dict:
     ends = run["ends"]
     steady = (ends[-1] - ends[0]) / (len(ends) - 1)
     return {"ips": run["images"] / steady, "startup": ends[0] - run["t0"] - steady,
-            "total": run["end"] - run["t0"], "accuracy": run["accuracy"]}
+            "total": run["end"] - run["t0"], "accuracy": run["accuracy"],
+            "loop_ips": run.get("loop_ips", run["images"] / steady)}
+
+
+def median_row(runs: list[dict]) -> dict:
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
 
 
 def speed(args) -> None:
@@ -126,34 +135,34 @@ def speed(args) -> None:
     spec = cnn_spec(params, seed=args.seed)
     print(f"LeNet-5 on digits at {args.image_size}x{args.image_size} (1617 training images), batch "
           f"{spec.params.batch_size}, {spec.params.epochs} epochs, recipe {spec.params.optimizer} lr {spec.params.lr} "
-          f"augment {spec.params.augment}\n")
-    rows = []
+          f"augment {spec.params.augment}, seed {args.seed}; median of {args.repeats} runs, rows interleaved\n")
+    names = ["plain PyTorch", "kiln in-process"] + [f"kiln Ray job {n} worker(s)" for n in args.workers]
+    runs: dict[str, list] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         prepare_local(data, scan("digits", image_size=args.image_size), val_split=0.1, seed=1)
         plain_loop(spec, data)  # warm-up (first-call costs of torch's kernels)
-        rows.append(("plain PyTorch", summarise(plain_loop(spec, data))))
-        rows.append(("kiln in-process", summarise(kiln_job(spec, Path(tmp) / "inproc", uses_ray=False))))
         import ray
 
         ray.init(num_cpus=max(2, max(args.workers)), include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)
         kiln_job(cnn_spec({**params, "epochs": 2}), Path(tmp) / "warm", uses_ray=True)  # Ray's worker processes
-        for n in args.workers:
-            rows.append((f"kiln Ray job {n} worker(s)",
-                         summarise(kiln_job(cnn_spec(params, workers=n, seed=args.seed), Path(tmp) / f"ray{n}",
-                                             uses_ray=True))))
+        for r in range(args.repeats):
+            runs["plain PyTorch"].append(summarise(plain_loop(spec, data)))
+            runs["kiln in-process"].append(summarise(kiln_job(spec, Path(tmp) / f"inproc{r}", uses_ray=False)))
+            for n in args.workers:
+                runs[f"kiln Ray job {n} worker(s)"].append(summarise(kiln_job(
+                    cnn_spec(params, workers=n, seed=args.seed), Path(tmp) / f"ray{n}-{r}", uses_ray=True)))
         ray.shutdown()
+    rows = [(n, median_row(runs[n])) for n in names]
     base = rows[0][1]["ips"]
-    print(f"{'':28} {'images/s':>9} {'ratio':>6} {'start-up s':>10} {'total s':>8} {'accuracy':>9}")
+    print(f"{'':28} {'images/s':>9} {'ratio':>6} {'in-loop/s':>9} {'start-up s':>10} {'total s':>8} {'accuracy':>9}")
     for name, r in rows:
-        print(f"{name:28} {r['ips']:9.0f} {r['ips'] / base:6.2f} {r['startup']:10.2f} {r['total']:8.2f} "
-              f"{r['accuracy']:9.4f}")
-    ray_rows = {name: r for name, r in rows if name.startswith("kiln Ray")}
-    if len(ray_rows) > 1:
-        (n1, r1), *rest = ray_rows.items()
-        for name, r in rest:
-            print(f"\n{name} / {n1}: {r['ips'] / r1['ips']:.2f}x images/s")
+        print(f"{name:28} {r['ips']:9.0f} {r['ips'] / base:6.2f} {r['loop_ips']:9.0f} {r['startup']:10.2f} "
+              f"{r['total']:8.2f} {r['accuracy']:9.4f}")
+    ray_rows = [(name, r) for name, r in rows if name.startswith("kiln Ray")]
+    for name, r in ray_rows[1:]:
+        print(f"\n{name} / {ray_rows[0][0]}: {r['ips'] / ray_rows[0][1]['ips']:.2f}x images/s")
 
 
 def quality(args) -> None:
@@ -184,6 +193,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1, help="the seed of every speed row (initial weights, batches)")
     ap.add_argument("--quality", action="store_true", help="the default recipe on digits over --seeds")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 3, 4, 5])

@@ -40,7 +40,9 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     from PIL import Image
 
     Image.new("L", (9, 9)).save(mixed / "3" / "odd.png")
-    return {"single": tmp / "one" / "single.npz", "magic": tmp / "magic", "mixed": mixed}
+    (tmp / "junk.safetensors").write_text("not safetensors")
+    return {"single": tmp / "one" / "single.npz", "magic": tmp / "magic", "mixed": mixed,
+            "junk": tmp / "junk.safetensors"}
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -50,6 +52,8 @@ def _bad_inputs(tmp: Path) -> dict[str, Path]:
     (["digits", "--augment", "rotate"], "--augment: unknown augmentation 'rotate'"),
     (["digits", "--arch", "resnet", "--depth", "10"], "--depth: a CIFAR ResNet has depth 6n+2"),
     (["digits", "--weights", "none.safetensors"], "--weights: none.safetensors: no such file"),
+    (["digits", "--weights", "{junk}"], "not a readable safetensors file"),
+    (["digits", "--arch", "alexnet"], "--arch alexnet cannot take 8x8x1 images"),
     (["{single}"], "has a single class"),
     (["{magic}"], "wrong magic number"),
     (["{mixed}"], "different sizes; give --image-size"),

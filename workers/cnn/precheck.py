@@ -22,10 +22,18 @@ def resolve_cnn_spec(spec):
         info = scan(p.dataset, p.format, image_size=image_size, test=p.test)
     if arch not in ("softmax", "mlp") and min(info.shape[:2]) < 4:
         raise InvalidParameter(f"--image-size: {arch} needs images of at least 4x4 (got {info.shape[0]}x{info.shape[1]})")
+    check_builds(arch, p.depth, p.width, info)
     if p.weights is not None:
         w = Path(p.weights).expanduser()
         if not w.is_file():
             raise InvalidParameter(f"--weights: {p.weights}: no such file")
+        try:
+            from safetensors import safe_open  # noqa: PLC0415
+
+            with safe_open(str(w), "pt") as f:
+                f.keys()
+        except Exception as e:  # noqa: BLE001 - any unreadable file is one line
+            raise InvalidParameter(f"--weights: {p.weights}: not a readable safetensors file ({e})") from None
         p = p.model_copy(update={"weights": str(w.absolute())})
     held_out = info.test.count if info.test else round(info.train.count * p.val_split)
     if info.test is None and (held_out < 1 or info.train.count - held_out < 2):
@@ -39,6 +47,24 @@ def resolve_cnn_spec(spec):
     if arch != "resnet":
         update.pop("depth", None)
     return spec.model_copy(update={"params": p.model_copy(update=update)}), info
+
+
+def check_builds(arch: str, depth: int | None, width: int | None, info: DatasetInfo) -> None:
+    """Build the model and run one blank image through it, so an architecture that cannot take these
+    images (too small for its poolings, say) is refused at submit rather than failing on the workers."""
+    import torch  # noqa: PLC0415
+
+    from workers.cnn.models import build_model  # noqa: PLC0415
+
+    h, w, c = info.shape
+    args = {"arch": arch, "in_channels": c, "num_classes": len(info.classes), "image_size": [h, w],
+            "depth": depth, "width": width}
+    try:
+        with torch.no_grad():
+            build_model(args).eval()(torch.zeros(1, c, h, w))
+    except (RuntimeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise InvalidParameter(f"--arch {arch} cannot take {h}x{w}x{c} images ({first}); try --image-size") from None
 
 
 def describe(info: DatasetInfo) -> str:
