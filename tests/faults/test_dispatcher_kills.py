@@ -69,6 +69,7 @@ def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_
         os.kill(pid, signal.SIGKILL)
         kills += 1
         wait_for(lambda: ray.get(dispatcher.info.remote(), timeout=120)["pid"] != pid, 120, "the restart")
+    print(f"{kills} dispatcher kills over {JOBS} jobs")
     assert kills >= KILLS // 2, f"only {kills} kills before every job ended: make the jobs longer"
 
     finals = {j: svc.wait(j, timeout_s=300) for j in jobs}
