@@ -115,6 +115,15 @@ def dispatcher(cluster_settings):
                 ray.kill(ray.get_actor(actor["name"], namespace=actor["namespace"]), no_restart=True)
             except ValueError:
                 pass
+    # jobs' placement groups are detached: a test that ends while a job runs must not leave CPUs reserved
+    from services.placement import PG_PREFIX
+
+    for info in ray.util.placement_group_table().values():
+        if info.get("name", "").startswith(PG_PREFIX) and info.get("state") != "REMOVED":
+            try:
+                ray.util.remove_placement_group(ray.util.get_placement_group(info["name"]))
+            except ValueError:
+                pass
 
 
 def write_corpus(path: Path, sentences: int = 4000, seed: int = 0) -> Path:
