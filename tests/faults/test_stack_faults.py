@@ -177,33 +177,9 @@ def test_down_while_a_job_runs_requeues_it_without_counting_an_attempt(stack_env
     assert run(["cancel", job_id], stack_env).returncode == 0
 
 
-def test_a_part_that_keeps_dying_brings_the_stack_down_and_says_so(stack_env):
-    home = _home(stack_env)
-    assert run(["up"], stack_env, timeout=180).returncode == 0
-    for n in range(MAX_RESTARTS + 1):
-        info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
-        os.kill(info["parts"]["redis-server"]["pid"], signal.SIGKILL)
-        if n < MAX_RESTARTS:
-            wait_for(lambda: record(home).get("parts", {}).get("redis-server", {}).get("restarts") == n + 1, 60,
-                     f"restart {n + 1}")
-    wait_for(lambda: record(home).get("state") == "down" and not _daemons(home), 60, "the daemon to give up")
-    doctor = run(["doctor"], stack_env, timeout=60)
-    assert doctor.returncode == 1
-    assert "the local stack went down: redis-server died 6 times within 300 s" in doctor.stdout, doctor.stdout
-    assert not stack_members(info)  # and it took its Ray with it
-    submit = run(["jobs"], {**stack_env, "KILN_USER": "tester"}, timeout=60)
-    assert submit.returncode == 0  # history is still there (SQL)
-
-
-def _daemons(home: Path) -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-            and processes.cmdline(int(p.name)).endswith(f"services.stack_daemon --home {home}")]
-
-
 def test_sigkill_of_the_stack_daemon_leaves_no_orphans(stack_env):
     home = _home(stack_env)
-    assert run(["up"], stack_env, timeout=180).returncode == 0
-    info = record(home)
+    info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
     assert len(stack_members(info)) >= 4  # daemon, redis-server, ray start, gcs, raylet, agents...
     os.kill(info["pid"], signal.SIGKILL)
     wait_for(lambda: not stack_members(info), 60, "every process of the killed stack to exit")
@@ -228,3 +204,26 @@ def test_leftovers_of_a_killed_stack_are_cleaned_by_the_next_up(stack_env):
     assert run(["up"], stack_env, timeout=180).returncode == 0
     assert [pid for pid in leftovers if processes.start_time(pid) is not None] == []
     assert record(home)["pid"] != info["pid"]
+
+
+def test_a_part_that_keeps_dying_brings_the_stack_down_and_says_so(stack_env):
+    """Last in the module: it leaves the stack down."""
+    home = _home(stack_env)
+    for n in range(MAX_RESTARTS + 1):
+        info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
+        os.kill(info["parts"]["redis-server"]["pid"], signal.SIGKILL)
+        if n < MAX_RESTARTS:
+            wait_for(lambda: record(home).get("parts", {}).get("redis-server", {}).get("restarts") == n + 1, 60,
+                     f"restart {n + 1}")
+    wait_for(lambda: record(home).get("state") == "down" and not _daemons(home), 60, "the daemon to give up")
+    doctor = run(["doctor"], stack_env, timeout=60)
+    assert doctor.returncode == 1
+    assert "the local stack went down: redis-server died 6 times within 300 s" in doctor.stdout, doctor.stdout
+    assert not stack_members(info)  # and it took its Ray with it
+    submit = run(["jobs"], {**stack_env, "KILN_USER": "tester"}, timeout=60)
+    assert submit.returncode == 0  # history is still there (SQL)
+
+
+def _daemons(home: Path) -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+            and processes.cmdline(int(p.name)).endswith(f"services.stack_daemon --home {home}")]
