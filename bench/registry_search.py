@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, insert
 from sqlalchemy.engine import make_url
 
-from services.registry import Database, VersionQuery, parse_filter, parse_order, upgrade
+from services.registry import Database, VersionQuery, upgrade
 from services.registry.schema import (SqlArtifact, SqlMetric, SqlModelAlias, SqlModelVersion, SqlParam,
                                       SqlRegisteredModel, SqlVersionTag)
 
