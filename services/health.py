@@ -98,6 +98,21 @@ def cluster_node_count(redis_url: str | None) -> int:
         return 0
 
 
+def _orphaned_jobs(settings: Settings, resolved: Settings) -> str | None:
+    """A warning when the registry has STARTING/RUNNING jobs but the local stack that ran them is down."""
+    if not settings.embedded_ray or resolved.ray_address:
+        return None
+    try:
+        active = stack.active_jobs(resolved)
+    except Exception:  # noqa: BLE001 - the database check reports what is wrong with it
+        return None
+    if not active:
+        return None
+    ids = ", ".join(r.id for r in active[:5]) + (" ..." if len(active) > 5 else "")
+    return (f"{len(active)} job(s) recorded as running ({ids}) but the local stack is down: nothing runs them "
+            "until `kiln up`, which retries them")
+
+
 def check_all(settings: Settings) -> dict:
     """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "warnings",
     "settings", "in_use"}; values typed for JSON (numbers, booleans, null)."""
@@ -107,14 +122,14 @@ def check_all(settings: Settings) -> dict:
     except metadata.PackageNotFoundError:
         version = "unknown"
     ray_check, nodes = _ray(resolved)
-    warning = artifact_warning(settings.artifacts, len(nodes))
+    warnings = [w for w in (artifact_warning(settings.artifacts, len(nodes)), _orphaned_jobs(settings, resolved)) if w]
     return {
         "kiln_version": version,
         "python": platform.python_version(),
         "checks": {"redis": _redis(resolved), "database": _database(resolved), "ray": ray_check,
                    "torch": _torch()},
         "nodes": nodes,
-        "warnings": [warning] if warning else [],
+        "warnings": warnings,
         # As set (null: not set, the embedded part is used; a cap of null: no cap); passwords masked.
         "settings": {"KILN_HOME": str(settings.kiln_home), "KILN_REDIS_URL": mask_url(settings.redis_url),
                      "KILN_DB_URL": mask_url(settings.db_url), "KILN_ARTIFACTS": mask_url(settings.artifacts),

@@ -126,3 +126,18 @@ def test_doctor_json_is_typed(bare_env):
     assert report["in_use"] == {"redis_url": None, "ray_address": None, "embedded_redis": True, "embedded_ray": True}
     assert report["nodes"] == [] and report["warnings"] == []
     assert all(isinstance(c["ok"], bool) for c in report["checks"].values())
+
+
+def test_doctor_says_when_running_jobs_have_no_stack(bare_env, tmp_path):
+    """A job left RUNNING in SQL by a stack that died: doctor says that nothing runs it until `kiln up`."""
+    from datetime import datetime, timezone
+
+    from services.registry import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'home' / 'registry.db'}")
+    db.jobs.create(job_id="job-orphan1", name="m", kind="word2vec", user="tester", spec_json="{}", priority=0,
+                   max_retries=2, submitted_at=datetime.now(timezone.utc))
+    db.jobs.transition("job-orphan1", "STARTING")
+    db.jobs.transition("job-orphan1", "RUNNING")
+    report = json.loads(run(["doctor", "--json"], bare_env, timeout=120).stdout)
+    assert any("job-orphan1" in w and "the local stack is down" in w for w in report["warnings"]), report["warnings"]
