@@ -91,7 +91,7 @@ class Kiln:
 
     def register(self, name="news", royal=("king", "queen"), *, job_id=None, tags=None, acc=0.5, dim=8,
                  kind="word2vec", trained_from=None):
-        """A real model's files in the artifact store, its job record, and the version, as the dispatcher writes them."""
+        """A real model's files in the artifact store, its job record and the version, as the dispatcher writes them."""
         job_id = job_id or f"job-{name}-{len(list(self.artifacts.glob('jobs/*')))}"
         folder = self.artifacts / "jobs" / job_id / "model"
         files = Word2VecModel(WORDS, _vectors(royal)).save(folder)
@@ -224,7 +224,8 @@ def test_every_command_takes_name_version_and_alias(news, tmp_path):
     pairs.write_text("king\tqueen\t9.0\nking\tcat\t1.0\nman\twoman\t8.0\ncat\tdog\t7.0\n")
     d = news.json("eval", "news@production", "--similarity", str(pairs))
     assert d["model"] == "news:1" and "similarity_spearman" in d["metrics"]
-    assert news.json("models", "show", "news:1")["metrics"]["similarity_spearman"] == d["metrics"]["similarity_spearman"]
+    recorded = news.json("models", "show", "news:1")["metrics"]
+    assert recorded["similarity_spearman"] == d["metrics"]["similarity_spearman"]
     assert "similarity_spearman" not in news.json("models", "show", "news:2")["metrics"]
     for bad in ("news:0", "news:x", "news@", "news\n", "news@production\n", "news:1\n", "../news", "a/b",
                 "news@pro duction", "a..b"):
