@@ -148,7 +148,7 @@ class OutcomeRecorder:
 
     def retry_or_fail(self, job_id: str, error: str) -> None:
         """Re-queue the job as its next attempt, or FAILED when it has no retries left. Kept for a later
-        round, like ``_fail``, when the database cannot take it now."""
+        round, like ``fail``, when the database cannot take it now."""
         db = self.b.db
         try:
             rec = db.jobs.get(job_id)
