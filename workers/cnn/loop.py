@@ -48,8 +48,14 @@ class DeviceData:
     @classmethod
     def from_numpy(cls, x_nhwc: np.ndarray, y: np.ndarray, mean, std, device: torch.device) -> "DeviceData":
         x = torch.from_numpy(np.ascontiguousarray(x_nhwc)).permute(0, 3, 1, 2)
-        # GPU: keep NHWC memory (channels-last); CPU: NCHW, which its convolutions prefer.
-        x = x.to(device) if device.type == "cuda" else x.contiguous()
+        # GPU: keep NHWC memory (channels-last), on the device when it takes at most half of the free
+        # memory, else pinned in host memory and copied a batch at a time; CPU: NCHW, which its
+        # convolutions prefer.
+        if device.type == "cuda":
+            fits = x.numel() <= torch.cuda.mem_get_info(device)[0] // 2
+            x = x.to(device) if fits else x.pin_memory()
+        else:
+            x = x.contiguous()
         c = x.shape[1]
         return cls(x, torch.from_numpy(np.asarray(y, dtype=np.int64)).to(device),
                    torch.tensor(mean, dtype=torch.float32, device=device).view(1, c, 1, 1),
@@ -59,8 +65,12 @@ class DeviceData:
         return len(self.y)
 
     def batch(self, idx: torch.Tensor) -> torch.Tensor:
-        """Normalised float images for the indices ``idx``."""
-        return (self.x[idx].float().div_(255.0) - self.mean) / self.std
+        """Normalised float images for the indices ``idx`` (on the labels' device)."""
+        if self.x.device != self.y.device:  # a dataset too big for the GPU: gather on the host, then copy
+            xb = self.x[idx.cpu()].to(self.y.device, non_blocking=True)
+        else:
+            xb = self.x[idx]
+        return (xb.float().div_(255.0) - self.mean) / self.std
 
 
 @dataclass

@@ -32,7 +32,8 @@ class CnnWorker:
     def __init__(self, rank: int, world: int, threads: int, use_gpu: bool):
         self.rank, self.world, self.use_gpu = rank, world, use_gpu
         torch.set_num_threads(max(1, threads))
-        self.device = torch.device("cuda" if use_gpu and torch.cuda.is_available() else "cpu")
+        # Ray sets CUDA_VISIBLE_DEVICES to the worker's GPU(s): the first visible one is ours
+        self.device = torch.device("cuda", 0) if use_gpu and torch.cuda.is_available() else torch.device("cpu")
         self.model = self.ddp = self.opt = None
         self.train_data = self.heldout = None
         self.state = LoopState()
