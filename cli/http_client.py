@@ -74,6 +74,44 @@ class KilnServer:
     def get(self, path: str, **params) -> object:
         return self.request("GET", path, params)
 
+    def events(self, path: str):
+        """Yield the ``data:`` payloads (decoded JSON) of a Server-Sent-Events answer until its ``end`` event
+        (its own connection: the stream holds it). KilnError for an error answer, as ``request``."""
+        import http.client  # noqa: PLC0415
+
+        parts = urlsplit(self.url)
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
+        headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        try:
+            try:
+                conn.request("GET", parts.path + path, headers=headers)
+                resp = conn.getresponse()
+            except OSError as e:
+                raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
+            if resp.status >= 400:
+                body = json.loads(resp.read() or b"null")
+                err = body.get("error") if isinstance(body, dict) else None
+                raise _ERRORS.get((err or {}).get("code"), errors.KilnError)(str((err or {}).get("message")))
+            event = None
+            while True:
+                try:
+                    line = resp.readline().decode().rstrip("\r\n")
+                except OSError as e:
+                    raise errors.Unavailable(f"lost the kiln server at {self.url}: {e.strerror or e}") from None
+                if line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    if event == "end":
+                        return
+                    yield json.loads(line[5:])
+                elif line == "":
+                    if resp.isclosed():
+                        return
+                    event = None
+        finally:
+            conn.close()
+
 
 def _token(home: Path) -> str | None:
     token = os.environ.get("KILN_TOKEN")
@@ -128,6 +166,22 @@ class RemoteJobs:
 
     def get(self, job_id: str) -> dict:
         return self._get(f"/api/jobs/{quote(job_id, safe='')}", lambda svc: svc.get(job_id))
+
+    def logs(self, job_id: str, *, follow: bool = False):
+        """Log entries ({"t", "level", "msg"}); with ``follow`` the live stream until the job ends."""
+        path = f"/api/jobs/{quote(job_id, safe='')}/logs"
+        if not follow:
+            yield from self._get(path, lambda svc: list(svc.logs(job_id)))
+            return
+        try:
+            first = True
+            for entry in self.server.events(path + "?follow=true"):
+                first = False
+                yield entry
+        except errors.Unavailable:
+            if self.server.explicit or not first:
+                raise
+            yield from self.local().logs(job_id, follow=True)
 
 
 class RemoteModels:

@@ -97,7 +97,7 @@ def status(job_id: str, as_json: bool) -> None:
               help='JSON Lines: one object per log line, {"time": ISO 8601, "level": ..., "message": ...}')
 def logs(job_id: str, follow: bool, as_json: bool) -> None:
     """Print a job's log lines (with --json, one JSON object per line, flushed as they come)."""
-    for entry in _svc().logs(job_id, follow=follow):
+    for entry in _reader().logs(job_id, follow=follow):
         when = datetime.fromtimestamp(float(entry["t"]), tz=timezone.utc)
         if as_json:
             click.echo(json.dumps({"time": when.isoformat(), "level": entry["level"], "message": entry["msg"]}))

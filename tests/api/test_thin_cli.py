@@ -1,5 +1,5 @@
-"""The CLI as a thin HTTP client: with KILN_URL + KILN_TOKEN, `kiln jobs`, `kiln status`, `kiln models list
---json` and `kiln models show` print exactly
+"""The CLI as a thin HTTP client: with KILN_URL + KILN_TOKEN, `kiln jobs`, `kiln status`, `kiln logs [-f]`,
+`kiln models list --json` and `kiln models show` print exactly
 what they print when they read the stores themselves (same --json, same table, same errors and exit
 codes), and import neither redis, SQLAlchemy, Ray, torch nor pydantic."""
 from __future__ import annotations
@@ -40,6 +40,15 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
         assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
     assert run(remote, "status", "job-0000beef").returncode == 1
 
+    done = api.post("/api/jobs", token=api.tokens["alice"],
+                    json={"name": "thin-logs", "params": {"corpus": [str(corpus)], "min_count": 1}}).json()
+    api.post(f"/api/jobs/{done['id']}/cancel", token=api.tokens["alice"])
+    for args in (["logs", job["id"]], ["logs", done["id"], "--json"], ["logs", "-f", done["id"]],
+                 ["logs", "-f", done["id"], "--json"], ["logs", "job-0000beef"], ["logs", "-f", "job-0000beef"]):
+        here, there = run(local, *args), run(remote, *args)
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+    assert "cancelled by user" in run(remote, "logs", "-f", done["id"]).stdout
+
     ref = register_word2vec(api.settings, "thin-vecs")
     api.post(f"/api/models/{ref}/aliases", token=api.tokens["alice"], json={"alias": "prod"})
     for args in (["models", "list", "--json"], ["models", "list", "--json", "--all-versions", "--limit", "3"],
@@ -53,7 +62,7 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["jobs", "--json"], ["status", "job-0000beef", "--json"], ["models", "list", "--json"],
-                                  ["models", "show", "nothing", "--json"]])
+                                  ["models", "show", "nothing", "--json"], ["logs", "-f", "job-0000beef"]])
 def test_the_http_path_imports_no_store_client(api, envs, args):
     _, remote = envs
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", *args], env=remote,
@@ -70,3 +79,22 @@ def test_wrong_token_and_unreachable_server_are_one_line(api, envs):
     gone = run({**remote, "KILN_URL": "http://127.0.0.1:1"}, "jobs")
     assert gone.returncode == 3 and gone.stderr.startswith("error: cannot reach the kiln server at http://127.0.0.1:1")
     assert len(gone.stderr.splitlines()) == 1
+
+
+def test_logs_follow_streams_live_over_http_until_the_job_ends(api, envs, tmp_path):
+    _, remote = envs
+    corpus = write_corpus(tmp_path / "c.txt", sentences=200)
+    job = api.post("/api/jobs", token=api.tokens["alice"],
+                   json={"name": "live-logs", "params": {"corpus": [str(corpus)], "min_count": 1}}).json()
+    proc = subprocess.Popen([KILN, "logs", "-f", job["id"]], env=remote, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the stream is open and delivered what was there
+        assert "submitted by alice" in first
+        api.post(f"/api/jobs/{job['id']}/cancel", token=api.tokens["alice"])
+        rest, err = proc.communicate(timeout=60)  # ends by itself once the job is terminal
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "cancelled by user" in rest
