@@ -54,3 +54,14 @@ def model_reader():
 
     server = find_server()
     return None if server is None else RemoteModels(server, model_service)
+
+
+def job_writer(start_stack: bool = False):
+    """What `kiln cancel` / `kiln retry` act through: the server named by KILN_URL (the caller has no
+    store of their own), else the JobService."""
+    from cli.http_client import RemoteJobs, find_server  # noqa: PLC0415
+
+    server = find_server()
+    if server is None or not server.explicit:
+        return job_service(start_stack)
+    return RemoteJobs(server, lambda: job_service(start_stack))

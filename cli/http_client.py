@@ -167,6 +167,26 @@ class RemoteJobs:
     def get(self, job_id: str) -> dict:
         return self._get(f"/api/jobs/{quote(job_id, safe='')}", lambda svc: svc.get(job_id))
 
+    def wait(self, job_id: str, *, on_update=None, poll_s: float = 0.25) -> dict:
+        """Poll the job until it is terminal, calling ``on_update(view)`` each time (as JobService.wait)."""
+        import time  # noqa: PLC0415
+
+        from shared.states import JobState  # noqa: PLC0415
+
+        while True:
+            view = self.get(job_id)
+            if on_update is not None:
+                on_update(view)
+            if JobState(view["state"]).is_terminal():
+                return view
+            time.sleep(poll_s)
+
+    def cancel(self, job_id: str) -> dict:
+        return self.server.request("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel")
+
+    def retry(self, job_id: str) -> dict:
+        return self.server.request("POST", f"/api/jobs/{quote(job_id, safe='')}/retry")
+
     def logs(self, job_id: str, *, follow: bool = False):
         """Log entries ({"t", "level", "msg"}); with ``follow`` the live stream until the job ends."""
         path = f"/api/jobs/{quote(job_id, safe='')}/logs"

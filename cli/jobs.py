@@ -110,7 +110,9 @@ def logs(job_id: str, follow: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a job: a queued job leaves the queue; a running one is stopped and its workers released."""
-    svc = _svc()
+    from cli.context import job_writer  # noqa: PLC0415
+
+    svc = job_writer()
     before = svc.get(job_id)["state"]
     v = svc.cancel(job_id)
     if as_json:
@@ -129,7 +131,7 @@ def watch(job_id: str) -> None:
 
     from cli.follow import follow_until_done, print_outcome  # noqa: PLC0415
 
-    final = follow_until_done(_svc(), job_id, quiet=False)
+    final = follow_until_done(_reader(), job_id, quiet=False)
     print_outcome(final)
     sys.exit(0 if final["state"] == "SUCCEEDED" else 1)
 
@@ -140,10 +142,10 @@ def watch(job_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def retry(job_id: str, follow: bool, as_json: bool) -> None:
     """Submit a FAILED or CANCELLED job again (same spec, new job id)."""
-    from cli.context import job_service  # noqa: PLC0415
+    from cli.context import job_writer  # noqa: PLC0415
     from cli.submit import report_submitted  # noqa: PLC0415
 
-    svc = job_service(start_stack=True)
+    svc = job_writer(start_stack=True)
     report_submitted(svc, svc.retry(job_id), follow=follow, as_json=as_json)
 
 

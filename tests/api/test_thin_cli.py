@@ -1,9 +1,11 @@
 """The CLI as a thin HTTP client: with KILN_URL + KILN_TOKEN, `kiln jobs`, `kiln status`, `kiln logs [-f]`,
-`kiln models list --json` and `kiln models show` print exactly
+`kiln watch`, `kiln models list --json` and `kiln models show` print exactly
 what they print when they read the stores themselves (same --json, same table, same errors and exit
-codes), and import neither redis, SQLAlchemy, Ray, torch nor pydantic."""
+codes), and import neither redis, SQLAlchemy, Ray, torch nor pydantic; `kiln cancel` / `kiln retry` act as
+the token's user (owners only)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -62,7 +64,8 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["jobs", "--json"], ["status", "job-0000beef", "--json"], ["models", "list", "--json"],
-                                  ["models", "show", "nothing", "--json"], ["logs", "-f", "job-0000beef"]])
+                                  ["models", "show", "nothing", "--json"], ["logs", "-f", "job-0000beef"],
+                                  ["watch", "job-0000beef"], ["cancel", "job-0000beef"], ["retry", "job-0000beef"]])
 def test_the_http_path_imports_no_store_client(api, envs, args):
     _, remote = envs
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", *args], env=remote,
@@ -98,3 +101,31 @@ def test_logs_follow_streams_live_over_http_until_the_job_ends(api, envs, tmp_pa
             proc.kill()
     assert proc.returncode == 0, err
     assert "cancelled by user" in rest
+
+
+def test_cancel_retry_and_watch_over_http_as_the_token_s_user(api, envs, tmp_path):
+    local, remote = envs
+    as_bob = {**remote, "KILN_TOKEN": api.tokens["bob"]}
+    corpus = write_corpus(tmp_path / "c.txt", sentences=200)
+    job = api.post("/api/jobs", token=api.tokens["alice"],
+                   json={"name": "acted-on", "params": {"corpus": [str(corpus)], "min_count": 1}}).json()
+
+    denied = run(as_bob, "cancel", job["id"])
+    assert denied.returncode == 2 and denied.stdout == ""
+    assert denied.stderr == f"error: {job['id']} belongs to alice; only its owner or an admin may cancel it\n"
+    assert run(local, "status", job["id"], "--json").stdout.count('"QUEUED"') == 1
+
+    done = run(remote, "cancel", job["id"])
+    assert (done.returncode, done.stdout) == (0, f"{job['id']} CANCELLED\n")
+    again = run(remote, "cancel", job["id"])
+    assert again.stdout == f"{job['id']} was already CANCELLED; nothing to cancel\n"
+
+    watched, watched_here = run(remote, "watch", job["id"]), run(local, "watch", job["id"])
+    assert (watched.returncode, watched.stdout) == (watched_here.returncode, watched_here.stdout) and watched.returncode == 1
+
+    assert run(as_bob, "retry", job["id"]).returncode == 2
+    retried = run(remote, "retry", job["id"], "--json")
+    assert retried.returncode == 0, retried.stderr
+    new_id = json.loads(retried.stdout)["id"]
+    assert api.get(f"/api/jobs/{new_id}", token=api.tokens["alice"]).json()["user"] == "alice"
+    api.post(f"/api/jobs/{new_id}/cancel", token=api.tokens["alice"])
