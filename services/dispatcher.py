@@ -88,6 +88,10 @@ class Dispatcher:
         self._sql_at = 0.0
         self._stop = threading.Event()
         self._ticks = 0
+        try:  # publish the nodes before the first ping returns: a submit right after `kiln up` is checked
+            self._refresh_cluster()
+        except Exception:  # noqa: BLE001 - Redis or Ray not ready: the loop publishes them
+            log.exception("could not publish the cluster's nodes yet")
         self._thread = threading.Thread(target=self._loop, name="kiln-dispatcher", daemon=True)
         self._thread.start()
 
