@@ -143,3 +143,22 @@ def test_prepare_splits_normalises_and_fingerprints(tmp_path, png_digits):
     assert np.array_equal(hy, load_split(tmp_path / "data", "heldout")[1])  # seeded split
     ref_x, ref_y = digits()
     assert (np.sort(np.concatenate([y, hy])) == np.sort(ref_y[:300])).all()
+
+
+def test_separate_test_set_and_cifar100_fine_labels(tmp_path):
+    x, y = digits()
+    np.savez(tmp_path / "train.npz", x=x[:1000], y=y[:1000])
+    np.savez(tmp_path / "test.npz", x=x[1000:1200], y=y[1000:1200])
+    info = scan(str(tmp_path / "train.npz"), test=str(tmp_path / "test.npz"))
+    assert info.train.count == 1000 and info.test.count == 200
+    np.savez(tmp_path / "big.npz", x=np.zeros((20, 12, 12), np.uint8), y=np.arange(20) % 2)
+    assert scan(str(tmp_path / "train.npz"), test=str(tmp_path / "big.npz")).test.count == 20  # resized to 8x8
+    np.savez(tmp_path / "wide.npz", x=np.zeros((20, 8, 10), np.uint8), y=np.arange(20) % 2)
+    with pytest.raises(InvalidParameter, match="--test: .* holds 8x8x1 images, the training set 8x10x1"):
+        scan(str(tmp_path / "wide.npz"), test=str(tmp_path / "train.npz"))
+    rec = np.zeros((30, 3074), np.uint8)
+    rec[:, 0], rec[:, 1] = np.arange(30) % 3, np.arange(30) % 7  # coarse, fine
+    rec.tofile(tmp_path / "train.bin")
+    info = scan(str(tmp_path / "train.bin"))
+    assert info.format == "cifar" and len(info.classes) == 7
+    assert list(read_split(info.train, info.shape)[1][:8]) == [0, 1, 2, 3, 4, 5, 6, 0]

@@ -151,3 +151,23 @@ def test_divergence_fails_the_job_and_registers_nothing(tmp_path):
     with pytest.raises(TrainingError, match="diverged at epoch 1 .*: the loss is nan"):
         run_trainer(CnnJob(LocalContext(spec, tmp_path / "job")))
     assert not (tmp_path / "job" / "model" / "card.json").exists()
+
+
+def test_torchvision_model_by_name_starts_from_local_safetensors_weights(tmp_path):
+    from safetensors.torch import save_file
+
+    x, y = digits()
+    np.savez(tmp_path / "small.npz", x=x[:200], y=y[:200])
+    donor = build_model({"arch": "shufflenet_v2_x0_5", "in_channels": 1, "num_classes": 1000, "image_size": [16, 16]})
+    # a pretrained-style file: torchvision's own names, a 1000-class head that does not fit 10 classes
+    save_file({k: v.contiguous() for k, v in donor.model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    spec, _ = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "tv", "params": {
+        "dataset": str(tmp_path / "small.npz"), "arch": "shufflenet_v2_x0_5", "image_size": 16, "epochs": 1,
+        "batch_size": 32, "weights": str(tmp_path / "w.safetensors")}}))
+    ctx = LocalContext(spec, tmp_path / "job")
+    result = run_trainer(CnnJob(ctx))
+    assert result.params["arch"] == "shufflenet_v2_x0_5" and np.isfinite(result.metrics["test_accuracy"])
+    copied = [m for m in ctx.logs if "--weights: copied" in m]
+    assert copied and "skipped 2 " in copied[0], ctx.logs  # the head's weight and bias
+    clf = Classifier.load(tmp_path / "job" / "model")
+    assert clf.predict([str(p) for p in write_pngs(tmp_path / "p", x[:2], y[:2]).rglob("*.png")])[0]["label"]

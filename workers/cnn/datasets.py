@@ -96,8 +96,9 @@ def scan(path: str, fmt: str = "auto", *, image_size: int | None = None, test: s
     shape = _shape(native, colour, image_size, path)
     test_split = own_test
     if test is not None:
-        t = scan(test, "auto", image_size=shape[0] if image_size is None and native is not None else image_size)
-        if t.shape != shape:
+        # test images are resized (and converted) to what the model sees, as predictions are
+        t = scan(test, "auto", image_size=shape[0] if shape[0] == shape[1] else None)
+        if t.shape[:2] != shape[:2]:
             raise InvalidParameter(f"--test: {test} holds {'x'.join(map(str, t.shape))} images, the training set "
                                    f"{'x'.join(map(str, shape))} (give --image-size to resize both)")
         if len(t.classes) > len(classes):
