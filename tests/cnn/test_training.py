@@ -171,3 +171,21 @@ def test_torchvision_model_by_name_starts_from_local_safetensors_weights(tmp_pat
     assert copied and "skipped 2 " in copied[0], ctx.logs  # the head's weight and bias
     clf = Classifier.load(tmp_path / "job" / "model")
     assert clf.predict([str(p) for p in write_pngs(tmp_path / "p", x[:2], y[:2]).rglob("*.png")])[0]["label"]
+
+
+def test_colour_cifar_batches_train_a_resnet_with_crops_and_flips(tmp_path):
+    rng = np.random.default_rng(0)
+    d = tmp_path / "cifar"
+    d.mkdir()
+    labels = np.arange(96) % 3
+    pix = rng.integers(0, 60, (96, 3, 32, 32), dtype=np.uint8)
+    pix[np.arange(96), labels] += 150  # class k is mostly colour channel k: learnable in one epoch
+    np.concatenate([labels[:, None].astype(np.uint8), pix.reshape(96, -1)], axis=1).tofile(d / "data_batch_1.bin")
+    spec, info = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "c", "params": {
+        "dataset": str(d), "arch": "resnet", "depth": 8, "epochs": 2, "batch_size": 16, "lr": 0.05}}))
+    assert info.shape == (32, 32, 3) and spec.params.augment == ["crop", "flip"]
+    result = run_trainer(CnnJob(LocalContext(spec, tmp_path / "job")))
+    assert result.metrics["test_accuracy"] >= 0.5 and result.params["depth"] == 8
+    card = json.loads((tmp_path / "job" / "model" / "card.json").read_text())
+    assert card["input"] == {**card["input"], "height": 32, "width": 32, "channels": 3}
+    assert len(card["normalisation"]["mean"]) == 3 and card["model_args"]["depth"] == 8
