@@ -56,12 +56,12 @@ def model_reader():
     return None if server is None else RemoteModels(server, model_service)
 
 
-def job_writer(start_stack: bool = False):
-    """What `kiln cancel` / `kiln retry` act through: the server named by KILN_URL (the caller has no
-    store of their own), else the JobService."""
+def job_writer(start_stack: bool = False, *, local: bool = True):
+    """What `kiln submit` / `cancel` / `retry` act through: the server named by KILN_URL (the caller has no
+    store of their own), else the JobService (None instead with ``local=False``)."""
     from cli.http_client import RemoteJobs, find_server  # noqa: PLC0415
 
     server = find_server()
     if server is None or not server.explicit:
-        return job_service(start_stack)
+        return job_service(start_stack) if local else None
     return RemoteJobs(server, lambda: job_service(start_stack))

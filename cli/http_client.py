@@ -47,15 +47,20 @@ class KilnServer:
             self._conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
         return self._conn
 
-    def request(self, method: str, path: str, params: dict | None = None) -> object:
+    def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> object:
         """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone."""
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
         headers = {"Accept": "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
         try:
             conn = self._connection()
-            conn.request(method, urlsplit(self.url).path + path + (f"?{query}" if query else ""), headers=headers)
+            conn.request(method, urlsplit(self.url).path + path + (f"?{query}" if query else ""), body=data,
+                         headers=headers)
             resp = conn.getresponse()
             body = resp.read()
         except OSError as e:
@@ -181,6 +186,10 @@ class RemoteJobs:
                 return view
             time.sleep(poll_s)
 
+    def submit(self, data: dict) -> dict:
+        """Submit a spec (paths made absolute against this folder: the server reads them on its side)."""
+        return self.server.request("POST", "/api/jobs", body=absolute_paths(data))
+
     def cancel(self, job_id: str) -> dict:
         return self.server.request("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel")
 
@@ -230,3 +239,21 @@ class RemoteModels:
 
     def show(self, ref: str) -> dict:
         return self._get(f"/api/models/{quote(ref, safe='')}", lambda svc: svc.show(ref))
+
+
+def absolute_paths(data: dict) -> dict:
+    """``data`` with the spec's relative file paths made absolute against the current folder."""
+    from services.api.data_roots import BUILT_IN, PATH_FIELDS  # noqa: PLC0415 - standard library only
+
+    params = data.get("params")
+    if not isinstance(params, dict):
+        return data
+
+    def fix(v):
+        if isinstance(v, str) and v and v not in BUILT_IN:
+            return os.path.abspath(os.path.expanduser(v))
+        return v
+
+    fixed = {k: ([fix(x) for x in v] if isinstance(v, list) else fix(v)) if k in PATH_FIELDS else v
+             for k, v in params.items()}
+    return {**data, "params": fixed}

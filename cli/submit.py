@@ -102,6 +102,12 @@ def default_name(kind: str, first_input: str) -> str:
 
 def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None:
     """Validate ``data`` (messages name CLI flags when ``flags``), start the stack if needed, submit, report."""
+    from cli.context import job_writer  # noqa: PLC0415
+
+    remote = job_writer(local=False)  # KILN_URL: the server validates and stores (as the token's user)
+    if remote is not None:
+        report_submitted(remote, remote.submit(data), follow=follow, as_json=as_json)
+        return
     from services.jobs import validate_offline  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415
 

@@ -7,20 +7,23 @@ read. Without roots every readable path is allowed (the single-user embedded sta
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from services.api.errors import PermissionDenied
+from shared.errors import InvalidParameter
 
-_PATH_FIELDS = ("corpus", "eval_analogies", "eval_similarity", "dataset", "test", "weights")
-_BUILT_IN = {"digits"}  # dataset names that are not files
+PATH_FIELDS = ("corpus", "eval_analogies", "eval_similarity", "dataset", "test", "weights")
+"""Spec params that name files (the CLI's HTTP client makes them absolute before sending)."""
+BUILT_IN = frozenset({"digits"})
+"""Dataset names that are not files."""
 
 
 def _paths(get) -> list[str]:
     out = []
-    for field in _PATH_FIELDS:
+    for field in PATH_FIELDS:
         value = get(field)
         for v in value if isinstance(value, list) else [value]:
-            if isinstance(v, str) and v and v not in _BUILT_IN:
+            if isinstance(v, str) and v and v not in BUILT_IN:
                 out.append(v)
     return out
 
@@ -45,11 +48,20 @@ def _glob_base(path: str) -> Path:
     return Path(path)
 
 
+def check_absolute(paths: list[str]) -> None:
+    """InvalidParameter for a relative path: over HTTP it would resolve against the server's working folder."""
+    for raw in paths:
+        if not os.path.isabs(os.path.expanduser(raw)):
+            raise InvalidParameter(f"{raw}: give an absolute path (the server reads it on its side)")
+
+
 def check_paths(paths: list[str], roots: tuple[Path, ...]) -> None:
     """PermissionDenied (403) for the first of ``paths`` outside every root; nothing if ``roots`` is empty.
 
     Called on the submitted spec before validation opens any file (so a refused path is never read, and
     no answer tells whether it exists), and on the validated spec again."""
+    from services.api.errors import PermissionDenied  # noqa: PLC0415 - keeps this module free of fastapi
+
     if not roots:
         return
     for raw in paths:

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from services.api.auth import Principal, principal, require_owner
 from services.api.body import json_object, openapi_body
-from services.api.data_roots import check_paths, raw_paths, spec_paths
+from services.api.data_roots import check_absolute, check_paths, raw_paths, spec_paths
 from shared.errors import InvalidParameter, Unavailable
 from shared.states import JobState
 
@@ -49,6 +49,7 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
         raise InvalidParameter(f"user: jobs submitted with this token belong to {who.user}, not {spec['user']!r}")
     data = {k: v for k, v in spec.items() if k != "user"}
     st = _state(request)
+    check_absolute(raw_paths(data))
     check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
     validated = validate_offline(data, user=who.user)
     check_paths(spec_paths(validated), st.data_roots)

@@ -129,3 +129,24 @@ def test_cancel_retry_and_watch_over_http_as_the_token_s_user(api, envs, tmp_pat
     new_id = json.loads(retried.stdout)["id"]
     assert api.get(f"/api/jobs/{new_id}", token=api.tokens["alice"]).json()["user"] == "alice"
     api.post(f"/api/jobs/{new_id}/cancel", token=api.tokens["alice"])
+
+
+def test_submit_over_http_as_the_token_s_user(api, envs, tmp_path):
+    local, remote = envs
+    write_corpus(tmp_path / "rel.txt", sentences=200)
+    r = subprocess.run([KILN, "submit", "word2vec", "rel.txt", "--min-count", "1", "--json"], env=remote, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert set(out) == {"id", "job_id", "state", "model", "error"} and out["state"] == "QUEUED"
+    job = api.get(f"/api/jobs/{out['id']}", token=api.tokens["alice"]).json()
+    assert job["user"] == "alice" and job["name"] == "word2vec-rel"
+    api.post(f"/api/jobs/{out['id']}/cancel", token=api.tokens["alice"])
+
+    bad = subprocess.run([KILN, "submit", "word2vec", "rel.txt", "--dim", "0"], env=remote, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and "dim" in bad.stderr
+    assert len(bad.stderr.splitlines()) == 1
+    # over HTTP a relative path would name a file in the server's folder: the API refuses it
+    r = api.post("/api/jobs", token=api.tokens["alice"], json={"name": "rel", "params": {"corpus": ["rel.txt"]}})
+    assert r.status_code == 400 and "absolute path" in r.json()["error"]["message"]
