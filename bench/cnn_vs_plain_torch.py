@@ -144,7 +144,7 @@ def speed(args) -> None:
         plain_loop(spec, data)  # warm-up (first-call costs of torch's kernels)
         import ray
 
-        ray.init(num_cpus=max(2, max(args.workers)), include_dashboard=False, logging_level="ERROR",
+        ray.init(address="local", num_cpus=max(2, max(args.workers)), include_dashboard=False, logging_level="ERROR",
                  log_to_driver=False)
         kiln_job(cnn_spec({**params, "epochs": 2}), Path(tmp) / "warm", uses_ray=True)  # Ray's worker processes
         for r in range(args.repeats):
