@@ -33,32 +33,46 @@ for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel,
 
 
 def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = wants_json(args)
     try:
-        kiln.main(args=argv, prog_name="kiln", standalone_mode=False)
+        kiln.main(args=args, prog_name="kiln", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        fail("ABORTED", "aborted", 130, as_json)
     except click.ClickException as e:  # usage errors: one line, exit 2
-        msg = e.format_message().replace("\n", " ")
-        click.echo(f"error: {msg}", err=True)
-        sys.exit(e.exit_code if e.exit_code else 2)
+        fail("INVALID_PARAMETER_VALUE", e.format_message(), e.exit_code if e.exit_code else 2, as_json)
     except KilnError as e:
-        click.echo(f"error: {e.message}", err=True)
-        sys.exit(e.exit_code)
+        fail(e.code, e.message, e.exit_code, as_json)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        fail("INTERRUPTED", "interrupted", 130, as_json)
     except BrokenPipeError:
         sys.exit(0)
     except Exception as e:
         lost = lost_connection(e)
         if lost is None:
             raise
-        click.echo(f"error: {lost}", err=True)
-        sys.exit(3)
+        fail("SERVICE_UNAVAILABLE", lost, 3, as_json)
     sys.exit(0)
+
+
+def wants_json(args: list[str]) -> bool:
+    """Whether the command line asks for JSON (``--json`` before any ``--``): its errors are JSON too."""
+    return "--json" in (args[:args.index("--")] if "--" in args else args)
+
+
+def fail(code: str, message: str, exit_code: int, as_json: bool) -> None:
+    """End the command with one line on stderr: ``error: MESSAGE``, or under --json the same object the
+    HTTP API answers with, ``{"error": {"code": CODE, "message": MESSAGE}}``; exit with ``exit_code``."""
+    message = " ".join(str(message).split())  # one line, whatever the message held
+    if as_json:
+        import json  # noqa: PLC0415
+
+        click.echo(json.dumps({"error": {"code": code, "message": message}}), err=True)
+    else:
+        click.echo(f"error: {message}" if message not in ("aborted", "interrupted") else message, err=True)
+    sys.exit(exit_code)
 
 
 def lost_connection(e: BaseException) -> str | None:

@@ -82,18 +82,10 @@ def load_settings(env: dict | None = None) -> Settings:
     """Build Settings from ``env`` (default: os.environ) and ``$KILN_HOME/config.toml``."""
     env = os.environ if env is None else env
     home = Path(env.get("KILN_HOME") or Path.home() / ".kiln").expanduser().absolute()
-    file_values: dict = {}
-    cfg = home / "config.toml"
-    if cfg.is_file():
-        try:
-            file_values = tomllib.loads(cfg.read_text()).get("kiln", {})
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise InvalidParameter(f"{cfg}: not valid TOML ({e})") from None
+    file_values = read_config_file(home / "config.toml")
     values = {k: env.get(var) or file_values.get(k) for k, var in _ENV.items()}
-    try:
-        caps = {k: int(values[k] or 0) for k in ("max_running_jobs", "max_running_per_user")}
-    except ValueError:
-        raise InvalidParameter("KILN_MAX_RUNNING_JOBS / KILN_MAX_RUNNING_PER_USER must be integers") from None
+    caps = {k: _cap(values[k], _ENV[k] if env.get(_ENV[k]) else f"{home / 'config.toml'}: {k}")
+            for k in ("max_running_jobs", "max_running_per_user")}
     try:
         login = getpass.getuser()
     except Exception:  # no login name in some containers
@@ -111,6 +103,47 @@ def load_settings(env: dict | None = None) -> Settings:
         namespace=values["namespace"] or "kiln",
         **caps,
     )
+
+
+def read_config_file(path: Path) -> dict:
+    """The ``[kiln]`` table of ``path`` (``{}`` when there is no file). InvalidParameter, naming the file,
+    for a syntax error (with its line), a key or table kiln does not know, or a value of the wrong type:
+    a misspelt setting would otherwise be ignored without a word."""
+    if not path.is_file():
+        return {}
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InvalidParameter(f"{path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise InvalidParameter(f"{path}: cannot be read ({e.strerror})") from None
+    extra = sorted(k for k in doc if k != "kiln")
+    if extra:
+        what = "table" if isinstance(doc[extra[0]], dict) else "key"
+        raise InvalidParameter(f"{path}: unknown {what} {extra[0]!r}: settings go in a [kiln] table "
+                               f"({', '.join(_ENV)})")
+    table = doc.get("kiln", {})
+    if not isinstance(table, dict):
+        raise InvalidParameter(f"{path}: 'kiln' must be a table ([kiln])")
+    for key, value in table.items():
+        if key not in _ENV:
+            raise InvalidParameter(f"{path}: unknown setting {key!r} in [kiln] (known: {', '.join(_ENV)})")
+        want = (int,) if key.startswith("max_running") else (str,)
+        if isinstance(value, bool) or not isinstance(value, want):
+            kind = "a whole number" if want == (int,) else "a string"
+            raise InvalidParameter(f"{path}: {key} must be {kind} (got {value!r})")
+    return table
+
+
+def _cap(value, where: str) -> int:
+    """A cap on running jobs: a whole number >= 0 (0 or unset: no cap)."""
+    try:
+        n = int(value or 0)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise InvalidParameter(f"{where} must be a whole number >= 0 (0: no cap), not {value!r}")
+    return n
 
 
 def mask_url(url: str | None) -> str | None:
