@@ -254,6 +254,10 @@ def delete(ref: str, force: bool, yes: bool, as_json: bool) -> None:
     svc = _svc()
     mv = svc.deletable(ref)
     if not yes:
+        import sys  # noqa: PLC0415
+
+        if not sys.stdin.isatty():  # nobody to answer the question: say what to do instead of "aborted"
+            raise click.UsageError(f"no terminal to confirm the delete of {mv.ref}: add --yes")
         click.confirm(f"delete {mv.ref} and its files?", abort=True)
     d = svc.delete(mv.ref, force=force)  # the version confirmed, even if an alias moves meanwhile
     if as_json:
