@@ -53,3 +53,35 @@ def test_reads_answer_while_another_process_holds_the_write_lock(tmp_path):
         if holder.in_transaction:
             holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_kiln_jobs_and_models_list_answer_while_the_registry_is_locked(tmp_path):
+    """Issue 9.10 as a user saw it: `kiln jobs` waited 19.7 s behind a 20 s `BEGIN EXCLUSIVE` in sqlite3."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    url = f"sqlite:///{home / 'registry.db'}"
+    with Database(url) as db:
+        create_job(db, "job-1")
+        register(db, job_id="job-1")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "RAY_ADDRESS"))},
+           "KILN_HOME": str(home), "KILN_DB_URL": url, "KILN_ARTIFACTS": str(home / "artifacts"),
+           "KILN_REDIS_URL": "redis://127.0.0.1:1/0", "RAY_ADDRESS": "127.0.0.1:1"}
+    kiln = str(Path(sys.executable).parent / "kiln")
+    holder = sqlite3.connect(home / "registry.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # in WAL mode this is the write lock; readers go on
+    holder.execute("UPDATE jobs SET state = 'RUNNING'")
+    try:
+        jobs = subprocess.run([kiln, "jobs", "--json"], env=env, capture_output=True, text=True, timeout=20)
+        models = subprocess.run([kiln, "models", "list", "--json"], env=env, capture_output=True, text=True,
+                                timeout=20)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert jobs.returncode == 0, jobs.stderr
+    assert [(j["id"], j["state"]) for j in json.loads(jobs.stdout)] == [("job-1", "QUEUED")]
+    assert models.returncode == 0 and [m["version"] for m in json.loads(models.stdout)] == [1], models.stderr
