@@ -142,8 +142,11 @@ def _tune_postgresql(engine: Engine) -> None:
         # The registry's queries are short; the planner's cost estimates for search queries over a big
         # registry cross jit_above_cost, and compiling them took longer (~50 ms) than running them.
         # Committed, because SET inside a transaction that rolls back is undone.
-        dbapi_conn.execute("SET jit = off")
-        dbapi_conn.commit()
+        try:
+            dbapi_conn.execute("SET jit = off")
+            dbapi_conn.commit()
+        except Exception:  # a server without JIT (PostgreSQL < 11) has no such setting: nothing to turn off
+            dbapi_conn.rollback()
 
 
 def _use_wal(cur: sqlite3.Cursor) -> None:
