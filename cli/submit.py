@@ -113,9 +113,21 @@ def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None
 
     from cli.context import job_service  # noqa: PLC0415
 
-    spec = validate_offline(data, user=get_settings().user, flags=flags)  # fail fast, before any service starts
+    skipped: list = []
+    spec = validate_offline(data, user=get_settings().user, flags=flags, skipped=skipped)  # before any service starts
+    if skipped:
+        click.echo(f"warning: {skipped_line(skipped, len(spec.params.corpus))}", err=True)
     svc = job_service(start_stack=True)
     report_submitted(svc, svc.submit(spec), follow=follow, as_json=as_json)
+
+
+def skipped_line(skipped: list, kept: int) -> str:
+    """One line for the files a corpus directory or glob left out: how many, why, the first few."""
+    from collections import Counter  # noqa: PLC0415
+
+    why = "; ".join(f"{n} {reason}" for reason, n in Counter(r for _, r in skipped).most_common())
+    names = ", ".join(str(p) for p, _ in skipped[:3]) + (" ..." if len(skipped) > 3 else "")
+    return f"the corpus skips {len(skipped)} file(s) and reads {kept}: {why} ({names})"
 
 
 def _summary(view: dict) -> dict:

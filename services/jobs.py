@@ -186,16 +186,17 @@ class JobService:
         return collect_garbage(self.b.artifacts, self.b.db, dry_run=dry_run)
 
 
-def validate_offline(data: dict, *, user: str, flags: bool = False) -> JobSpec:
+def validate_offline(data: dict, *, user: str, flags: bool = False, skipped: list | None = None) -> JobSpec:
     """The checks that need no running service: the spec itself, its files, and (for small corpora)
     whether any word reaches min_count. ``user`` is who submits (a spec cannot name someone else);
-    ``flags``: messages name the CLI flags (the spec was built from them)."""
+    ``flags``: messages name the CLI flags (the spec was built from them); ``skipped`` (a list) collects
+    the (path, reason) of the files a corpus directory or glob left out, for the caller to report."""
     from shared.specs import build_spec  # noqa: PLC0415
     from workers.word2vec.precheck import check_eval_files, check_min_count  # noqa: PLC0415
 
     if "user" in data:
         raise InvalidParameter("user: a spec cannot name its submitter (kiln records who runs the command)")
-    spec = build_spec({**data, "user": user}, flags=flags)
+    spec = build_spec({**data, "user": user}, flags=flags, skipped=skipped)
     if spec.kind == "cnn":  # each kind runs its own prechecks
         from workers.cnn.precheck import resolve_cnn_spec  # noqa: PLC0415
 

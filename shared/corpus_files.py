@@ -30,8 +30,11 @@ def _is_hidden(part: str) -> bool:
     return part.startswith(".")
 
 
-def expand(arg: str, what: str = "corpus") -> list[Path]:
-    """The files one corpus argument names, sorted; raises InvalidParameter if it names none."""
+def expand(arg: str, what: str = "corpus", unlisted: list[Path] | None = None) -> list[Path]:
+    """The files one corpus argument names, sorted; raises InvalidParameter if it names none.
+
+    Sub-directories that cannot be listed are appended to ``unlisted`` (when given): a directory whose
+    only files lie under them is refused as unreadable, not as empty."""
     if any(ch in arg for ch in "*?["):
         matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(arg), recursive=True))
         files = [m for m in matches if m.is_file()]
@@ -44,11 +47,33 @@ def expand(arg: str, what: str = "corpus") -> list[Path]:
     if p.is_dir():
         if not os.access(p, os.R_OK | os.X_OK):
             raise InvalidParameter(f"{what}: {arg}: permission denied (the directory cannot be listed)")
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not any(_is_hidden(x) for x in f.relative_to(p).parts))
+        denied: list[Path] = []
+        files = sorted(f for f in _walk(p, denied) if not any(_is_hidden(x) for x in f.relative_to(p).parts))
+        if unlisted is not None:
+            unlisted.extend(denied)
+        if not files and denied:
+            raise InvalidParameter(f"{what}: {arg}: permission denied ({len(denied)} sub-directory(ies) cannot "
+                                   f"be listed, e.g. {denied[0]})")
         if not files:
             raise InvalidParameter(f"{what}: the directory {arg} holds no files")
         return [f.absolute() for f in files]
     return [p.absolute()]
+
+
+def _walk(top: Path, denied: list[Path]) -> list[Path]:
+    """Every file under ``top`` (links followed, each directory walked once); the sub-directories that
+    cannot be listed go to ``denied`` (rglob would skip them without a word)."""
+    files, seen = [], set()
+    for root, dirs, names in os.walk(top, onerror=lambda e: denied.append(Path(e.filename).absolute()),
+                                     followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a link back up the tree: walked once
+            dirs[:] = []
+            continue
+        seen.add(real)
+        # pipes, sockets and devices too, so that they are reported as skipped, not dropped unseen
+        files.extend(f for f in (Path(root) / n for n in names) if f.exists() and not f.is_dir())
+    return files
 
 
 def check_regular_file(path: Path, what: str = "corpus") -> None:
@@ -102,27 +127,32 @@ def resolve_corpus(args: list[str], *, what: str = "corpus", skipped: list[tuple
         raise InvalidParameter(f"{what}: give at least one file, directory or glob")
     files: list[Path] = []
     for arg in args:
-        found = expand(arg, what)
+        unlisted: list[Path] = []
+        found = expand(arg, what, unlisted)
+        left_out = [(d, "permission denied (the directory cannot be listed)") for d in unlisted]
         many = Path(arg).expanduser().is_dir() or any(ch in arg for ch in "*?[")
         if many:
-            # In a directory or glob, skip empty files and binaries quietly only if others hold text.
+            # In a directory or glob, skip empty files and binaries, if others hold text.
             text = []
             for f in found:
                 try:
                     if check_text_file(f, what) > 0:
                         text.append(f)
-                    elif skipped is not None:
-                        skipped.append((f, "empty"))
-                except InvalidParameter as e:
-                    if skipped is not None:
-                        skipped.append((f, str(e).rsplit(": ", 1)[-1]))
-                    continue
+                    else:
+                        left_out.append((f, "empty"))
+                except InvalidParameter as e:  # the reason alone: "looks like a binary file, not text", ...
+                    msg, head = str(e), f"{what}: {f}"
+                    why = msg[len(head):].lstrip(": ") if msg.startswith(head) else msg
+                    left_out.append((f, why.split(";")[0].removeprefix("is ")))
             if not text:
-                raise InvalidParameter(f"{what}: {arg} holds no readable text files")
+                reasons = sorted({why for _, why in left_out})
+                raise InvalidParameter(f"{what}: {arg} holds no readable text files ({len(left_out)} left out: "
+                                       f"{'; '.join(reasons)})")
             found = text
-        else:
-            if check_text_file(found[0], what) == 0:
-                raise InvalidParameter(f"{what}: {found[0]} is empty")
+        elif check_text_file(found[0], what) == 0:
+            raise InvalidParameter(f"{what}: {found[0]} is empty")
+        if skipped is not None:
+            skipped.extend(left_out)
         files.extend(found)
     # keep order, drop duplicates
     return list(dict.fromkeys(files))

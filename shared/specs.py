@@ -164,8 +164,9 @@ def _first_error(e: ValidationError, *, flags: bool = False) -> str:
     return f"{_where(err['loc'], flags)}{sep} {_plain(err)}{shown}"
 
 
-def build_spec(data: dict, *, flags: bool = False) -> JobSpec:
+def build_spec(data: dict, *, flags: bool = False, skipped: list | None = None) -> JobSpec:
     """Validate a plain dict into a JobSpec, checking the corpus files; raise InvalidParameter on any problem.
+    ``skipped`` (a list) collects the (path, reason) of files a corpus directory or glob left out.
 
     ``flags``: messages name the CLI flag (``--min-count must be at least 1``) instead of the spec key
     (``min_count must be at least 1``), for specs built from the command line."""
@@ -192,7 +193,7 @@ def build_spec(data: dict, *, flags: bool = False) -> JobSpec:
     if p.min_lr > p.lr:
         lr, min_lr = ("--lr", "--min-lr") if flags else ("lr", "min_lr")
         raise InvalidParameter(f"{min_lr} ({p.min_lr}) must not exceed {lr} ({p.lr})")
-    files = resolve_corpus(p.corpus)
+    files = resolve_corpus(p.corpus, skipped=skipped)
 
     def eval_file(path: str | None, flag: str) -> str | None:  # the same existence / readability / text checks
         return None if path is None else str(resolve_corpus([path], what=flag)[0])
