@@ -19,11 +19,12 @@ epoch; median over epochs 2..); ``accuracy`` = held-out accuracy (the same held-
 Each figure is the median over --repeats runs, the rows interleaved so that a busy moment of a shared
 machine does not land on one row only.
 
-    python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2] [--repeats 3]
+    python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2] [--repeats 3] [--tile K]
     python -m bench.cnn_vs_plain_torch --quality [--seeds 1,2,3,4,5]   # the default recipe on digits
 
 Data: scikit-learn's digits (1,797 images), resized to --image-size (28: MNIST-shaped) for the speed rows;
-10% held out (seed 1). Every row trains LeNet-5 on 1 CPU thread (per worker).
+10% held out (seed 1). ``--tile K`` repeats the training images K times (epochs K times longer, so the
+per-epoch evaluation and checkpoint weigh as they do on a real dataset) and keeps the same held-out set. Every row trains LeNet-5 on 1 CPU thread (per worker).
 """
 from __future__ import annotations
 
@@ -130,17 +131,36 @@ def median_row(runs: list[dict]) -> dict:
     return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
 
 
+def tiled_digits(folder: Path, copies: int) -> tuple[str, str]:
+    """digits' 90% training split repeated ``copies`` times (longer epochs of the same images) as
+    train.npz, and the 10% held out (seed 1, as the job splits) as test.npz."""
+    from workers.cnn.formats import read_digits  # noqa: PLC0415
+
+    x, y, _ = read_digits()
+    perm = np.random.default_rng(1).permutation(len(y))
+    n_test = round(0.1 * len(y))
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    np.savez(folder / "train.npz", x=np.tile(x[train], (copies, 1, 1, 1)), y=np.tile(y[train], copies))
+    np.savez(folder / "test.npz", x=x[test], y=y[test])
+    return str(folder / "train.npz"), str(folder / "test.npz")
+
+
 def speed(args) -> None:
     params = {"image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size}
-    spec = cnn_spec(params, seed=args.seed)
-    print(f"LeNet-5 on digits at {args.image_size}x{args.image_size} (1617 training images), batch "
-          f"{spec.params.batch_size}, {spec.params.epochs} epochs, recipe {spec.params.optimizer} lr {spec.params.lr} "
-          f"augment {spec.params.augment}, seed {args.seed}; median of {args.repeats} runs, rows interleaved\n")
     names = ["plain PyTorch", "kiln in-process"] + [f"kiln Ray job {n} worker(s)" for n in args.workers]
     runs: dict[str, list] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
+        if args.tile > 1:
+            params["dataset"], params["test"] = tiled_digits(Path(tmp), args.tile)
+        spec = cnn_spec(params, seed=args.seed)
         data = Path(tmp) / "data"
-        prepare_local(data, scan("digits", image_size=args.image_size), val_split=0.1, seed=1)
+        meta = prepare_local(data, scan(spec.params.dataset, image_size=args.image_size, test=spec.params.test),
+                             val_split=0.1, seed=1)
+        print(f"LeNet-5 on digits at {args.image_size}x{args.image_size} ({meta['n_train']} training images"
+              f"{f': the 1,617 x {args.tile}' if args.tile > 1 else ''}, {meta['n_heldout']} held out), batch "
+              f"{spec.params.batch_size}, {spec.params.epochs} epochs, recipe {spec.params.optimizer} lr "
+              f"{spec.params.lr} augment {spec.params.augment}, seed {args.seed}; median of {args.repeats} runs, "
+              "rows interleaved\n")
         plain_loop(spec, data)  # warm-up (first-call costs of torch's kernels)
         import ray
 
@@ -194,6 +214,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2])
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--tile", type=int, default=1, help="repeat the training images K times (longer epochs)")
     ap.add_argument("--seed", type=int, default=1, help="the seed of every speed row (initial weights, batches)")
     ap.add_argument("--quality", action="store_true", help="the default recipe on digits over --seeds")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 3, 4, 5])

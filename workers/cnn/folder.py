@@ -85,17 +85,16 @@ def decode(path: str, size: tuple[int, int], channels: int) -> np.ndarray:
     return a[..., None] if a.ndim == 2 else a
 
 
-def decode_into(files: list[str], out: np.ndarray, rows: range, size: tuple[int, int], channels: int) -> int:
-    """Decode ``files[r]`` into ``out[r]`` for each r in ``rows`` (a shard of the job); returns the count.
-
-    ``out`` is a memory-mapped .npy shared by the job's workers, each filling its own rows."""
+def decode_into(files: list[str], put, rows: range, size: tuple[int, int], channels: int) -> int:
+    """Decode ``files[r]`` and ``put(r, image)`` for each r in ``rows`` (a shard of the job); returns the count."""
     from PIL import UnidentifiedImageError  # noqa: PLC0415
 
     n = 0
     for r in rows:
         try:
-            out[r] = decode(files[r], size, channels)
+            image = decode(files[r], size, channels)
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
             raise TrainingError(f"{files[r]}: cannot be decoded ({e}); remove it or fix it") from None
+        put(r, image)
         n += 1
     return n

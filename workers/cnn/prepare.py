@@ -48,10 +48,23 @@ def allocate(folder: Path, info: DatasetInfo) -> Path:
 
 
 def decode_rows(images_path: Path, files: list[str], rows: range, shape: tuple[int, int, int]) -> int:
-    """Decode ``files[r]`` into row r of ``images_path`` for r in ``rows`` (one worker's shard)."""
-    out = np.load(images_path, mmap_mode="r+")
-    n = decode_into(files, out, rows, shape[:2], shape[2])
-    out.flush()
+    """Decode ``files[r]`` into row r of ``images_path`` for r in ``rows`` (one worker's shard).
+
+    Rows are written with pwrite at their byte offsets, not through a shared memory map: workers on
+    other nodes write the same file over a shared filesystem, where page-sized write-backs of two
+    mappings could overwrite each other's rows at a shard boundary."""
+    import os  # noqa: PLC0415
+
+    header = np.load(images_path, mmap_mode="r")
+    offset, row_bytes = header.offset, int(np.prod(header.shape[1:]))
+    del header
+    fd = os.open(images_path, os.O_WRONLY)
+    try:
+        n = decode_into(files, lambda r, image: os.pwrite(fd, np.ascontiguousarray(image).tobytes(),
+                                                          offset + r * row_bytes), rows, shape[:2], shape[2])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     return n
 
 
@@ -120,13 +133,13 @@ def fingerprint(x: np.ndarray, y: np.ndarray, classes: list[str], chunk: int = 8
 
 
 def load_split(folder: Path, which: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images, labels) of ``which`` ("train" or "heldout"), images gathered from the memory-mapped array."""
+    """(images, labels) of ``which`` ("train" or "heldout"): the rows copied out of the memory-mapped array
+    (a contiguous range is read in one sweep)."""
     x = np.load(Path(folder) / "images.npy", mmap_mode="r")
     y = np.load(Path(folder) / "labels.npy", allow_pickle=False)
     idx = np.load(Path(folder) / f"{which}_idx.npy", allow_pickle=False)
     contiguous = len(idx) and idx[-1] - idx[0] + 1 == len(idx)
-    xs = x[idx[0]:idx[-1] + 1] if contiguous else x[idx]
-    return np.asarray(xs), y[idx]
+    return (np.array(x[idx[0]:idx[-1] + 1]) if contiguous else x[idx]), y[idx]
 
 
 def prepare_local(folder: Path, info: DatasetInfo, *, val_split: float, seed: int) -> dict:
