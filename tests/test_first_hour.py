@@ -1,0 +1,203 @@
+"""What a new user hits in the first hour (issue 10), reproduced through the `kiln` command as they run it:
+real jobs on the local Ray cluster whose corpus is deleted or whose worker is SIGKILLed, real pipes and
+unreadable directories, a config.toml with a typo, no terminal, and --json errors a script can parse."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from services.registry import Database
+from tests.conftest import write_corpus
+from tests.test_cli import KILN, one_line_error, run
+
+LOG_LINE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} (INFO|WARNING|ERROR)\s")
+"""Every line `kiln logs` prints: the date, the time, the level, one message (never a traceback line)."""
+
+
+def wait_for(predicate, what: str, timeout_s: float = 180):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def status(job: str, env) -> dict:
+    r = run(["status", job, "--json"], env)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def assert_failed_in_one_line(job: str, env, needle: str) -> dict:
+    """`kiln watch` exits 1, the job's error is one line holding ``needle``, and `kiln logs` has exactly one
+    ERROR line (the same), every line dated, and no traceback."""
+    watched = run(["watch", job], env)
+    assert watched.returncode == 1, (watched.stdout, watched.stderr)
+    final = status(job, env)
+    assert final["state"] == "FAILED", final
+    assert needle in final["error"] and "\n" not in final["error"] and "Traceback" not in final["error"], final
+    logs = run(["logs", job], env).stdout.splitlines()
+    assert logs and all(LOG_LINE.match(line) for line in logs), logs
+    errors = [line for line in logs if " ERROR " in line]
+    assert len(errors) == 1 and needle in errors[0], logs
+    return final
+
+
+def _hold_every_cpu():
+    """A placement group that holds every CPU of every node of the test cluster (so a job stays QUEUED)."""
+    import ray
+
+    bundles = [{"CPU": n["Resources"]["CPU"]} for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU")]
+    pg = ray.util.placement_group(bundles, strategy="STRICT_SPREAD")
+    ray.get(pg.ready(), timeout=60)
+    return pg
+
+
+@pytest.mark.timeout(400)
+def test_a_corpus_deleted_after_submit_fails_the_job_with_one_line(env, cluster_settings, dispatcher, tmp_path):
+    import ray
+
+    env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}
+    corpus = write_corpus(tmp_path / "gone.txt", 300)
+    pg = _hold_every_cpu()
+    try:
+        r = run(["submit", "word2vec", str(corpus), "--dim", "8", "--epochs", "1", "--min-count", "2",
+                 "--max-retries", "2"], env)
+        assert r.returncode == 0, r.stderr
+        job = r.stdout.strip()
+        wait_for(lambda: status(job, env)["reason"], "the job to wait for capacity")
+        corpus.unlink()
+    finally:
+        ray.util.remove_placement_group(pg)
+    final = assert_failed_in_one_line(job, env, f"corpus: {corpus} no longer exists")
+    assert final["attempt"] == 1  # a missing file is the user's to fix: never retried
+    assert "FileNotFoundError" not in final["error"]
+
+
+@pytest.mark.timeout(400)
+def test_a_killed_worker_fails_the_job_with_one_line(env, cluster_settings, dispatcher, tmp_path):
+    import ray
+
+    from workers.word2vec.job import Word2VecJob
+
+    env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}
+    corpus = write_corpus(tmp_path / "c.txt", 2000)
+    r = run(["submit", "word2vec", str(corpus), "--dim", "8", "--epochs", "2000", "--min-count", "2",
+             "--max-retries", "0"], env)
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip()
+    wait_for(lambda: (status(job, env)["progress"] or 0) > 0.0005, "training to start")
+    worker = ray.get_actor(Word2VecJob.worker_name(job, 1, 0), namespace=cluster_settings.namespace)
+    pid = ray.get(worker.__ray_call__.remote(lambda _self: os.getpid()), timeout=60)
+    os.kill(pid, signal.SIGKILL)
+    final = assert_failed_in_one_line(job, env, "died")
+    assert final["attempt"] == 1
+
+
+def test_a_mixed_directory_says_what_it_skips(env, tmp_path, redis_client):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_corpus(d / "a.txt", 200)
+    (d / "empty.txt").write_text("")
+    (d / "blob.bin").write_bytes(b"\x00\x01\x02" * 100)
+    os.mkfifo(d / "pipe")
+    # the check stops before anything is stored (no Ray at RAY_ADDRESS): the warning came first
+    r = run(["submit", "word2vec", str(d), "--min-count", "2"], env, timeout=120)
+    assert r.returncode == 3, r.stderr
+    warning, error = r.stderr.strip().splitlines()
+    assert warning.startswith("warning: the corpus skips 3 file(s) and reads 1: ")
+    assert "1 looks like a binary file, not text" in warning and "1 empty" in warning and "1 a named pipe" in warning
+    assert error.startswith("error: cannot reach Ray")
+    assert redis_client.keys("kiln:*") == []
+    only_pipes = tmp_path / "pipes"
+    only_pipes.mkdir()
+    os.mkfifo(only_pipes / "p")
+    assert "holds no readable text files (1 left out: a named pipe)" in one_line_error(
+        run(["submit", "word2vec", str(only_pipes)], env), 2)
+
+
+def _as_unprivileged(args, env):
+    """Run kiln as a user that file modes apply to: as root, with the capabilities that bypass them dropped."""
+    cmd = [KILN, *args]
+    if os.geteuid() == 0:
+        cmd = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", *cmd]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_an_unreadable_directory_is_not_called_empty(env, tmp_path):
+    top = tmp_path / "corpus"
+    (top / "locked").mkdir(parents=True)
+    write_corpus(top / "locked" / "a.txt", 100)
+    (top / "locked").chmod(0)
+    try:
+        line = one_line_error(_as_unprivileged(["submit", "word2vec", str(top)], env), 2)
+        assert "permission denied" in line and str(top / "locked") in line and "holds no files" not in line
+        top.chmod(0)
+        line = one_line_error(_as_unprivileged(["submit", "word2vec", str(top)], env), 2)
+        assert "permission denied (the directory cannot be listed)" in line
+    finally:
+        top.chmod(0o755)
+        (top / "locked").chmod(0o755)
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('[kiln]\nredis_urll = "redis://127.0.0.1:1/0"\n', "unknown setting 'redis_urll' in [kiln]"),
+    ('[kilm]\nredis_url = "redis://127.0.0.1:1/0"\n', "unknown table 'kilm'"),
+    ("max_running_jobs = 2\n", "unknown key 'max_running_jobs': settings go in a [kiln] table"),
+    ("[kiln]\nmax_running_jobs = \"two\"\n", "max_running_jobs must be a whole number"),
+    ("[kiln]\nmax_running_jobs = -1\n", "max_running_jobs must be a whole number >= 0"),
+    ("[kiln]\nuser = 3\n", "user must be a string"),
+    ("[kiln\n", "not valid TOML"),
+])
+def test_a_config_file_kiln_does_not_understand_is_an_error(env, settings, text, needle):
+    settings.kiln_home.mkdir(parents=True, exist_ok=True)
+    (settings.kiln_home / "config.toml").write_text(text)
+    env = {k: v for k, v in env.items() if k not in ("KILN_REDIS_URL", "KILN_USER")}
+    line = one_line_error(run(["jobs"], env), 2)
+    assert needle in line and "config.toml" in line
+
+
+def test_a_negative_cap_in_the_environment_is_an_error(env):
+    assert "KILN_MAX_RUNNING_JOBS must be a whole number >= 0" in one_line_error(
+        run(["jobs"], {**env, "KILN_MAX_RUNNING_JOBS": "-1"}), 2)
+
+
+def test_models_delete_without_a_terminal_says_yes_is_needed(env, settings):
+    Database(settings.db_url).models.register_version(name="keep", kind="word2vec", params={"dim": 4}, metrics={},
+                                                      artifacts={}, lineage={})
+    r = subprocess.run([KILN, "models", "delete", "keep:1"], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=120)
+    assert "no terminal to confirm the delete of keep:1: add --yes" in one_line_error(r, 2)
+    assert [v.version for v in Database(settings.db_url).models.list_versions()] == [1]  # nothing deleted
+
+
+@pytest.mark.parametrize("args,code,exit_code", [
+    (["models", "show", "nope", "--json"], "RESOURCE_DOES_NOT_EXIST", 1),
+    (["status", "job-nope", "--json"], "RESOURCE_DOES_NOT_EXIST", 1),
+    (["jobs", "--state", "SLEEPING", "--json"], "INVALID_PARAMETER_VALUE", 2),
+    (["submit", "word2vec", "nope.txt", "--json"], "INVALID_PARAMETER_VALUE", 2),
+    (["models", "list", "--filter", "metric.x>>1", "--json"], "INVALID_PARAMETER_VALUE", 2),
+])
+def test_errors_under_json_are_json_on_stderr_with_the_same_exit_code(env, args, code, exit_code):
+    r = run(args, env)
+    assert r.returncode == exit_code and r.stdout == "", (r.stdout, r.stderr)
+    (line,) = r.stderr.strip().splitlines()
+    err = json.loads(line)["error"]
+    assert err["code"] == code and err["message"] and "Traceback" not in r.stderr
+    plain = run([a for a in args if a != "--json"], env)  # the same error without --json: the same line
+    assert one_line_error(plain, exit_code) == f"error: {err['message']}"
+
+
+def test_errors_under_json_cover_an_unreachable_service(env, small_corpus, tmp_path):
+    r = run(["submit", "word2vec", str(small_corpus), "--min-count", "2", "--json"],
+            {**env, "KILN_REDIS_URL": "redis://127.0.0.1:1/0", "KILN_HOME": str(tmp_path / "h")}, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert json.loads(r.stderr)["error"]["code"] == "SERVICE_UNAVAILABLE"
