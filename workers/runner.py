@@ -117,7 +117,14 @@ def _is_system_failure(exc: BaseException) -> bool:
     return isinstance(exc, system)
 
 
+def _cause(exc: BaseException) -> BaseException:
+    """The exception a worker raised, out of the Ray task error that carries it (whose text is a traceback)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
 def _one_line(exc: BaseException) -> str:
+    exc = _cause(exc)
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -155,10 +162,11 @@ class JobRunner:
                 ctx.log(f"attempt {ctx.attempt}: resuming from the checkpoint")
             result = run_trainer(ctx.trainer_cls(ctx)).to_dict()
             self._outcome = {"ok": True, "result": result}
-        except KilnError as e:
+        except KilnError as e:  # raised here, or in a worker (then wrapped in a Ray task error)
+            message = str(_cause(e))
             if ctx is not None:
-                ctx.log(str(e), level="ERROR")
-            self._outcome = {"ok": False, "retryable": False, "error": str(e)}
+                ctx.log(message, level="ERROR")
+            self._outcome = {"ok": False, "retryable": False, "error": message}
         except Exception as e:  # noqa: BLE001 - everything becomes an outcome the dispatcher records
             if ctx is not None:
                 ctx.log(_one_line(e), level="ERROR")

@@ -102,6 +102,19 @@ def _boundary_after(f, pos: int, limit: int) -> int:
             return limit
 
 
+def corpus_size(files: list[str | Path]) -> int:
+    """The corpus files' total size in bytes; CorpusError (one line) for a file gone since submit."""
+    total = 0
+    for file in files:
+        try:
+            total += os.path.getsize(file)
+        except FileNotFoundError:
+            raise CorpusError(f"corpus: {file} no longer exists (deleted or moved after submit)") from None
+        except OSError as e:
+            raise CorpusError(f"corpus: {file}: cannot be read ({e.strerror})") from None
+    return total
+
+
 def plan_shards(files: list[str | Path], target_bytes: int = 64 << 20) -> list[Shard]:
     """Cut ``files`` into shards of about ``target_bytes`` each, in file order.
 

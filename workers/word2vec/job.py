@@ -19,7 +19,6 @@ benchmark) the same workers are plain objects in this process and the same loop 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ import numpy as np
 
 from workers.contract import Checkpoint, TrainResult, check_finite
 from workers.lineage import kiln_lineage
-from workers.word2vec.corpus import plan_shards
+from workers.word2vec.corpus import corpus_size, plan_shards
 from workers.word2vec.merge import DeltaMerge
 from workers.word2vec.trainer import THREAD_CHUNK_WORDS, lr_at, rows_to_merge
 from workers.word2vec.vocab import Vocab, merge_counts
@@ -187,7 +186,7 @@ class Word2VecJob:
                 f"worker(s) x {self.scaling.threads_per_worker} thread(s), backend {self.scaling.backend}")
         self._start_workers()
         w, n = self.workers, len(self.workers)
-        corpus_bytes = sum(os.path.getsize(f) for f in p.corpus)
+        corpus_bytes = corpus_size(p.corpus)  # a file deleted since submit: one line, not FileNotFoundError
         target = int(min(SHARD_BYTES, max(MIN_SHARD_BYTES, corpus_bytes / (4 * n))))
         shards = plan_shards(p.corpus, target_bytes=target)
         opts = self._reader_opts()
