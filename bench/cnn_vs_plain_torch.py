@@ -21,6 +21,7 @@ machine does not land on one row only.
 
     python -m bench.cnn_vs_plain_torch [--image-size 28] [--epochs 10] [--batch-size 64] [--workers 1,2] [--repeats 3] [--tile K]
     python -m bench.cnn_vs_plain_torch --quality [--seeds 1,2,3,4,5]   # the default recipe on digits
+    python -m bench.cnn_vs_plain_torch --predict                       # kiln predict on 1,797 PNG files
 
 Data: scikit-learn's digits (1,797 images), resized to --image-size (28: MNIST-shaped) for the speed rows;
 10% held out (seed 1). ``--tile K`` repeats the training images K times (epochs K times longer, so the
@@ -207,6 +208,28 @@ def quality(args) -> None:
     print(f"\nmean {np.mean(accs):.4f}, min {np.min(accs):.4f}, max {np.max(accs):.4f} over {len(accs)} seeds")
 
 
+def prediction(args) -> None:
+    """``kiln predict``'s work on every digits image as a PNG file: load the model, decode, classify."""
+    from PIL import Image  # noqa: PLC0415
+
+    from workers.cnn.formats import read_digits  # noqa: PLC0415
+    from workers.cnn.inference import Classifier, image_files  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_trainer(CnnJob(LocalContext(cnn_spec({"epochs": 1}), Path(tmp) / "job")))
+        x, y, _ = read_digits()
+        for i in range(len(x)):
+            Image.fromarray(x[i, ..., 0]).save(Path(tmp) / f"{i:04d}-{y[i]}.png")
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            clf = Classifier.load(Path(tmp) / "job" / "model")
+            rows = clf.predict(image_files([tmp]), top=3)
+            times.append(time.perf_counter() - t0)
+    print(f"{len(rows)} PNG files (8x8, resized to 16x16), LeNet-5, top 3, batches of 512, one process:")
+    print(f"load + decode + classify: median {np.median(times):.2f} s of 3 ({len(rows) / np.median(times):.0f} images/s)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image-size", type=int, default=28)
@@ -216,13 +239,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--tile", type=int, default=1, help="repeat the training images K times (longer epochs)")
     ap.add_argument("--seed", type=int, default=1, help="the seed of every speed row (initial weights, batches)")
+    ap.add_argument("--predict", action="store_true", help="time predictions on every digits image as a PNG")
     ap.add_argument("--quality", action="store_true", help="the default recipe on digits over --seeds")
     ap.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 3, 4, 5])
     args = ap.parse_args()
     print(f"$ python -m bench.cnn_vs_plain_torch {shlex.join(sys.argv[1:])}")
     print(f"# {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}\n")
-    quality(args) if args.quality else speed(args)
+    quality(args) if args.quality else prediction(args) if args.predict else speed(args)
 
 
 if __name__ == "__main__":

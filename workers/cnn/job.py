@@ -113,10 +113,14 @@ class CnnJob:
             import ray  # noqa: PLC0415
 
             actor = ray.remote(CnnWorker)
-            named = {"namespace": ctx.namespace} if getattr(ctx, "namespace", None) else {}
+            ns = getattr(ctx, "namespace", None)  # a job's workers are named in the runner's namespace
+
+            def named(k: int) -> dict:
+                return {"name": self.worker_name(ctx.job_id, ctx.attempt, k), "namespace": ns} if ns else {}
+
             # max_concurrency 2: ``progress`` is read while ``run_epoch`` runs
-            handles = [actor.options(**ctx.worker_options(k), name=self.worker_name(ctx.job_id, ctx.attempt, k),
-                                     max_restarts=0, max_concurrency=2, **named).remote(k, *args) for k in range(n)]
+            handles = [actor.options(**ctx.worker_options(k), max_restarts=0, max_concurrency=2, **named(k))
+                       .remote(k, *args) for k in range(n)]
             self.workers = _Workers(handles, remote=True)
         else:
             if n > 1:
