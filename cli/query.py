@@ -59,6 +59,8 @@ def eval_cmd(model: str, dataset: str | None, fmt: str, analogies: str | None, s
 
         print_cnn_eval(vision.evaluate(_svc(), model, dataset, fmt=fmt), as_json)
         return
+    if not analogies and not similarity and _svc().get(model).kind == "cnn":
+        raise click.UsageError(f"give a DATASET to evaluate the cnn model {model} on (`kiln eval {model} DATASET`)")
     res = _svc().evaluate(model, analogies=analogies, similarity=similarity)
     if as_json:
         emit_json(res)

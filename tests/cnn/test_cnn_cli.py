@@ -128,5 +128,6 @@ def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     assert "not word2vec" in one_line_error(run(["similar", "digits-cnn", "seven"], env), 2)
     (tmp_path / "notes.png").write_text("not an image")
     assert "not a readable image" in one_line_error(run(["predict", "digits-cnn", str(tmp_path / "notes.png")], env), 2)
+    assert "give a DATASET to evaluate the cnn model" in one_line_error(run(["eval", "digits-cnn"], env), 2)
     assert "a cnn model exports as onnx" in one_line_error(
         run(["models", "export", "digits-cnn", "--format", "word2vec-text", "-o", str(tmp_path / "v.txt")], env), 2)
