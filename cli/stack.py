@@ -17,6 +17,7 @@ def up() -> None:
 
     settings = get_settings()
     resolved = stack.up(settings, on_start=lambda home: click.echo(f"starting the local stack under {home}", err=True))
+    stack.apply_caps(resolved)  # KILN_MAX_RUNNING_JOBS / _PER_USER changed since the stack started: now in force
     from services.registry import Database  # noqa: PLC0415
 
     db = Database(resolved.db_url)  # creates / upgrades the schema

@@ -345,8 +345,7 @@ class Dispatcher:
         for r in self.running.values():
             by_user[r.user] = by_user.get(r.user, 0) + 1
         chosen, waiting = pick(candidates, Capacity(self.view.free, len(self.running), by_user),
-                               bypassed=self.bypassed, max_bypass=MAX_BYPASS, max_running=s.max_running_jobs,
-                               max_per_user=s.max_running_per_user)
+                               bypassed=self.bypassed, max_bypass=MAX_BYPASS, **self._caps())
         reasons.update(waiting)
         for job_id, _where in chosen:
             user, spec = self._specs.pop(job_id)
@@ -354,6 +353,23 @@ class Dispatcher:
                 reasons[job_id] = ("waiting for Ray to place its workers (the free resources seen a moment ago "
                                    "were taken)")
         self._show_reasons(reasons)
+
+    def _caps(self) -> dict[str, int]:
+        """The caps on running jobs for this round: those `kiln up` last wrote (settings changed without a
+        restart), else this dispatcher's own; published for `kiln doctor`."""
+        import json  # noqa: PLC0415
+
+        caps = {"max_running": self.settings.max_running_jobs, "max_per_user": self.settings.max_running_per_user}
+        try:
+            wanted = json.loads(self.b.redis.get(keys.CAPS) or "{}")
+            caps = {"max_running": max(0, int(wanted.get("max_running_jobs", caps["max_running"]))),
+                    "max_per_user": max(0, int(wanted.get("max_running_per_user", caps["max_per_user"])))}
+        except (ValueError, TypeError, AttributeError):
+            log.warning("ignoring malformed %s", keys.CAPS)
+        self.b.redis.set(keys.CAPS_IN_FORCE, json.dumps({"max_running_jobs": caps["max_running"],
+                                                         "max_running_per_user": caps["max_per_user"]}),
+                         ex=HEARTBEAT_TTL_S)
+        return caps
 
     def _show_reasons(self, reasons: dict[str, str]) -> None:
         """Write why each queued job waits into its live hash (only when it changed)."""

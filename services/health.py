@@ -8,6 +8,7 @@ import platform
 from importlib import metadata
 
 from services import stack
+from shared import keys
 from shared.config import Settings, mask_secrets, mask_url
 from shared.errors import KilnError
 
@@ -113,16 +114,52 @@ def _orphaned_jobs(settings: Settings, resolved: Settings) -> str | None:
             "until `kiln up`, which retries them")
 
 
+def caps_in_force(settings: Settings) -> dict | None:
+    """The caps on running jobs the dispatcher applied at its last round ({"max_running_jobs",
+    "max_running_per_user"}, null for no cap), or None when no dispatcher reports them."""
+    import json  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    if not settings.redis_url:
+        return None
+    try:
+        raw = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5).get(
+            keys.CAPS_IN_FORCE)
+        caps = json.loads(raw) if raw else None
+    except (redis.RedisError, ValueError):
+        return None
+    return None if not isinstance(caps, dict) else {k: int(caps.get(k) or 0) or None
+                                                    for k in ("max_running_jobs", "max_running_per_user")}
+
+
+def _caps_warning(settings: Settings, applied: dict | None) -> str | None:
+    """A warning when the dispatcher applies other caps than these settings say."""
+    wanted = {"max_running_jobs": settings.max_running_jobs or None,
+              "max_running_per_user": settings.max_running_per_user or None}
+    if applied is None or applied == wanted:
+        return None
+
+    def shown(d: dict) -> str:
+        return ", ".join(f"KILN_{k.upper()}={'no cap' if v is None else v}" for k, v in d.items())
+
+    return (f"the dispatcher applies {shown(applied)}, not {shown(wanted)} as set here: `kiln up` applies "
+            "these settings to the running dispatcher")
+
+
 def check_all(settings: Settings) -> dict:
     """Every check and the settings in force: {"kiln_version", "python", "checks", "nodes", "warnings",
-    "settings", "in_use"}; values typed for JSON (numbers, booleans, null)."""
+    "settings", "in_use"}; values typed for JSON (numbers, booleans, null). ``in_use.caps``: the caps on
+    running jobs the dispatcher applies (null: no dispatcher reports them)."""
     resolved = stack.resolve(settings)
     try:
         version = metadata.version("kiln")
     except metadata.PackageNotFoundError:
         version = "unknown"
     ray_check, nodes = _ray(resolved)
-    warnings = [w for w in (artifact_warning(settings.artifacts, len(nodes)), _orphaned_jobs(settings, resolved)) if w]
+    applied = caps_in_force(resolved)
+    warnings = [w for w in (artifact_warning(settings.artifacts, len(nodes)), _orphaned_jobs(settings, resolved),
+                            _caps_warning(settings, applied)) if w]
     return {
         "kiln_version": version,
         "python": platform.python_version(),
@@ -139,5 +176,6 @@ def check_all(settings: Settings) -> dict:
                      "KILN_USER": settings.user},
         # What this process would use now (the embedded stack's addresses filled in; null: not running).
         "in_use": {"redis_url": mask_url(resolved.redis_url), "ray_address": resolved.ray_address,
-                   "embedded_redis": settings.embedded_redis, "embedded_ray": settings.embedded_ray},
+                   "embedded_redis": settings.embedded_redis, "embedded_ray": settings.embedded_ray,
+                   "caps": applied},
     }

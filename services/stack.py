@@ -173,6 +173,7 @@ def up(settings: Settings, *, on_start=None) -> Settings:
     if settings.redis_url:
         check_redis_url(settings.redis_url)  # before anything starts: a job that cannot be queued starts nothing
     private_home(settings)
+    started = False
     if needs_embedded(settings) and read_stack(settings) is None:
         check_explicit(settings)  # no local Redis for a Ray cluster that is not there, nor the reverse
         with file_lock.held(settings.kiln_home / START_LOCK_FILE, timeout_s=START_TIMEOUT_S,
@@ -181,11 +182,33 @@ def up(settings: Settings, *, on_start=None) -> Settings:
                 if on_start is not None:
                     on_start(settings.kiln_home)
                 _start_daemon(settings)
+                started = True
     if needs_embedded(settings) and (read_stack(settings) or {}).get("state", "").startswith("restarting"):
         _wait_for(lambda: not (read_stack(settings) or {}).get("state", "").startswith("restarting"), RESTART_WAIT_S)
     resolved = resolve(settings)
+    if started:  # a stack started now takes its starter's caps, not those a former `kiln up` left in Redis
+        apply_caps(resolved)
     start_dispatcher(resolved)
     return resolved
+
+
+def apply_caps(resolved: Settings) -> None:
+    """Have the running dispatcher apply these settings' caps on running jobs at its next round (`kiln up`
+    on a running stack: a changed KILN_MAX_RUNNING_JOBS needs no restart)."""
+    import json  # noqa: PLC0415
+
+    import redis  # noqa: PLC0415
+
+    from shared import keys  # noqa: PLC0415
+
+    if not resolved.redis_url:
+        raise Unavailable(describe_down(resolved))
+    caps = {"max_running_jobs": resolved.max_running_jobs, "max_running_per_user": resolved.max_running_per_user}
+    try:
+        redis.Redis.from_url(resolved.redis_url, socket_connect_timeout=REDIS_PROBE_TIMEOUT_S,
+                             socket_timeout=30).set(keys.CAPS, json.dumps(caps))
+    except redis.RedisError as e:
+        raise Unavailable(f"cannot reach Redis at {mask_url(resolved.redis_url)}: {e}") from None
 
 
 def start_dispatcher(resolved: Settings, *, trust_heartbeat: bool = True) -> None:

@@ -8,6 +8,11 @@ DISPATCHER_HEARTBEAT = f"{PREFIX}:dispatcher:heartbeat"
 """String with the dispatcher's last heartbeat (epoch seconds); expires when it stops."""
 CLUSTER_NODES = f"{PREFIX}:cluster:nodes"
 """JSON list of alive nodes' total resources, published by the dispatcher."""
+CAPS = f"{PREFIX}:settings:caps"
+"""JSON {"max_running_jobs", "max_running_per_user"} written by `kiln up`: the dispatcher applies it at its
+next round (no restart); without it, the dispatcher's own settings."""
+CAPS_IN_FORCE = f"{PREFIX}:dispatcher:caps"
+"""JSON of the caps the dispatcher applied at its last round (what `kiln doctor` shows); expires with it."""
 CANCEL_REQUESTS = f"{PREFIX}:cancel"
 """Set of job ids whose cancellation the dispatcher has still to carry out."""
 

@@ -220,3 +220,40 @@ def test_errors_under_json_cover_an_unreachable_service(env, small_corpus, tmp_p
             {**env, "KILN_REDIS_URL": "redis://127.0.0.1:1/0", "KILN_HOME": str(tmp_path / "h")}, timeout=120)
     assert r.returncode == 3, r.stderr
     assert json.loads(r.stderr)["error"]["code"] == "SERVICE_UNAVAILABLE"
+
+
+@pytest.mark.timeout(400)
+def test_a_changed_job_cap_is_shown_then_applied_by_kiln_up(env, cluster_settings, dispatcher, tmp_path):
+    """The dispatcher started with no cap; KILN_MAX_RUNNING_JOBS=1 set afterwards: `kiln doctor` says which
+    cap is in force and how to apply the new one; `kiln up` applies it to the running dispatcher."""
+    env = {**env, "RAY_ADDRESS": cluster_settings.ray_address, "KILN_MAX_RUNNING_JOBS": "1"}
+
+    def doctor() -> dict:
+        r = run(["doctor", "--json"], env)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    report = wait_for(lambda: (lambda d: d if d["in_use"]["caps"] is not None else None)(doctor()),
+                      "the dispatcher to publish its caps")
+    assert report["settings"]["KILN_MAX_RUNNING_JOBS"] == 1
+    assert report["in_use"]["caps"] == {"max_running_jobs": None, "max_running_per_user": None}
+    assert any("the dispatcher applies KILN_MAX_RUNNING_JOBS=no cap" in w and "`kiln up` applies" in w
+               for w in report["warnings"]), report["warnings"]
+    try:
+        r = run(["up"], env)
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: doctor()["in_use"]["caps"]["max_running_jobs"] == 1, "the new cap in force")
+        assert not [w for w in doctor()["warnings"] if "dispatcher applies" in w]
+        corpus = write_corpus(tmp_path / "c.txt", 2000)
+        jobs = []
+        for _ in range(2):  # two 1-CPU jobs on a 3-CPU cluster: only the cap keeps the second waiting
+            r = run(["submit", "word2vec", str(corpus), "--dim", "8", "--epochs", "1000", "--min-count", "2"], env)
+            assert r.returncode == 0, r.stderr
+            jobs.append(r.stdout.strip())
+        wait_for(lambda: status(jobs[0], env)["state"] == "RUNNING", "the first job to run")
+        waiting = wait_for(lambda: status(jobs[1], env)["reason"], "the second job's reason")
+        assert "the cap (KILN_MAX_RUNNING_JOBS) is 1" in waiting and status(jobs[1], env)["state"] == "QUEUED"
+        for job in jobs:
+            assert run(["cancel", job], env).returncode == 0
+    finally:
+        run(["down", "--force"], env)  # stops the local HTTP server `kiln up` started

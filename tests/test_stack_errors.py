@@ -123,7 +123,8 @@ def test_doctor_json_is_typed(bare_env):
     s = report["settings"]
     assert s["KILN_MAX_RUNNING_JOBS"] == 3 and s["KILN_MAX_RUNNING_PER_USER"] is None
     assert s["KILN_REDIS_URL"] is None and s["RAY_ADDRESS"] is None  # not set: the embedded parts
-    assert report["in_use"] == {"redis_url": None, "ray_address": None, "embedded_redis": True, "embedded_ray": True}
+    assert report["in_use"] == {"redis_url": None, "ray_address": None, "embedded_redis": True, "embedded_ray": True,
+                                "caps": None}  # no dispatcher runs: none reports the caps it applies
     assert report["nodes"] == [] and report["warnings"] == []
     assert all(isinstance(c["ok"], bool) for c in report["checks"].values())
 
