@@ -257,3 +257,19 @@ def test_a_changed_job_cap_is_shown_then_applied_by_kiln_up(env, cluster_setting
             assert run(["cancel", job], env).returncode == 0
     finally:
         run(["down", "--force"], env)  # stops the local HTTP server `kiln up` started
+
+
+def test_models_json_is_typed(env, settings):
+    """Params keep their types (numbers, booleans, lists, null) and counts are integers, not 8839.0."""
+    Database(settings.db_url).models.register_version(
+        name="typed", kind="word2vec", artifacts={}, lineage={},
+        params={"dim": 100, "lr": 0.025, "lowercase": False, "corpus": ["/data/a.txt"], "max_vocab_size": None},
+        metrics={"vocab_size": 8839.0, "corpus_words": 461988.0, "analogy_accuracy": 0.5, "words_per_s": 1.0e5})
+    shown = json.loads(run(["models", "show", "typed", "--json"], env).stdout)
+    (listed,) = json.loads(run(["models", "list", "--json"], env).stdout)
+    for d in (shown, listed):
+        assert d["params"] == {"dim": 100, "lr": 0.025, "lowercase": False, "corpus": ["/data/a.txt"],
+                               "max_vocab_size": None}
+        m = d["metrics"]
+        assert type(m["vocab_size"]) is int and type(m["corpus_words"]) is int and m["vocab_size"] == 8839
+        assert type(m["analogy_accuracy"]) is float and type(m["words_per_s"]) is float

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from services.registry.entities import Lineage, ModelVersion
 from services.registry.schema import (SqlArtifact, SqlMetric, SqlModelAlias, SqlModelTag, SqlModelVersion, SqlParam,
-                                      SqlRegisteredModel, SqlVersionTag)
+                                      SqlRegisteredModel, SqlVersionTag, metric_value)
 
 _CHUNK = 5000  # ids per IN (...) list: well under SQLite's limit on bound parameters
 
@@ -50,7 +50,7 @@ def load_versions(s: Session, ids: list[int]) -> dict[int, ModelVersion]:
             if key not in finals[vid] or rank > finals[vid][key][0]:
                 finals[vid][key] = (rank, value)
         for vid, values in finals.items():
-            metrics[vid] = {k: v for k, (_, v) in values.items()}
+            metrics[vid] = {k: metric_value(k, v) for k, (_, v) in values.items()}  # counts as ints
         for vid, name, uri in conn.execute(select(SqlArtifact.version_id, SqlArtifact.name, SqlArtifact.uri)
                                         .where(SqlArtifact.version_id.in_(chunk))).all():
             artifacts[vid][name] = uri

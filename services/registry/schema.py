@@ -157,7 +157,7 @@ class SqlModelVersion(Base):
         """Metric values logged at a step (epoch), per key, by step: ``{"loss": [{"step": 1, "value": ..}]}``."""
         out: dict[str, list[dict[str, float]]] = {}
         for m in sorted((m for m in self.metrics if m.step is not None), key=lambda m: (m.key, m.step)):
-            out.setdefault(m.key, []).append({"step": m.step, "value": m.value})
+            out.setdefault(m.key, []).append({"step": m.step, "value": metric_value(m.key, m.value)})
         return out
 
 
@@ -168,7 +168,16 @@ def summary_metrics(rows: list[SqlMetric]) -> dict[str, float]:
         old = best.get(m.key)
         if old is None or _rank(m) > _rank(old):
             best[m.key] = m
-    return {k: best[k].value for k in sorted(best)}
+    return {k: metric_value(k, best[k].value) for k in sorted(best)}
+
+
+COUNT_SUFFIXES = ("_size", "_words", "_count")
+"""Metrics named so are counts (vocab_size, corpus_words...): JSON gives them as integers, not 8839.0."""
+
+
+def metric_value(key: str, value: float) -> float | int:
+    """A stored metric (a float in SQL) as scripts expect it: an int for a whole-number count."""
+    return int(value) if key.endswith(COUNT_SUFFIXES) and float(value).is_integer() else value
 
 
 def _rank(m: SqlMetric) -> tuple[int, int]:

@@ -377,9 +377,9 @@ class Word2VecJob:
         raw_per_word = self.raw_words / max(self.epoch_words, 1)
         trained_raw = (self.progress.words_done - self.words_at_start) * raw_per_word  # this attempt's words
         metrics = {
-            "vocab_size": float(len(self.vocab)),
-            "corpus_words": float(self.raw_words),
-            "train_words": float(self.epoch_words),
+            "vocab_size": len(self.vocab),  # counts are ints (JSON: 8839, not 8839.0)
+            "corpus_words": int(self.raw_words),
+            "train_words": int(self.epoch_words),
             "words_per_s": round(trained_raw / max(self.prep_s + self.train_s, 1e-6), 1),
             "train_words_per_s": round(trained_raw / max(self.train_s, 1e-6), 1),
             "prep_seconds": round(self.prep_s, 3),
