@@ -9,7 +9,8 @@ Steps, in the order ``run_trainer`` calls them:
   on GPU), loads the prepared arrays onto its device, builds the model (DDP when there are several
   workers) and restores the last epoch checkpoint if the job is resuming;
 - ``train``: epochs of the one loop (workers/cnn/loop.py); live status every half second (epoch,
-  images/s, loss, ETA) and after each epoch the held-out accuracy and a checkpoint;
+  images/s, loss, ETA) and after each epoch the held-out accuracy and a checkpoint (epochs are the
+  checkpoint unit: ``spec.checkpoint_interval_s`` is not used by CNN jobs);
 - ``finalize``: model weights (safetensors) + model card + evaluation (accuracy, per-class accuracy,
   confusion matrix), and the ``TrainResult``.
 
