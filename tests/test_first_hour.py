@@ -94,7 +94,11 @@ def test_a_killed_worker_fails_the_job_with_one_line(env, cluster_settings, disp
              "--max-retries", "0"], env)
     assert r.returncode == 0, r.stderr
     job = r.stdout.strip()
-    wait_for(lambda: (status(job, env)["progress"] or 0) > 0.0005, "training to start")
+    # `kiln logs` tells each phase and each epoch while the job runs (it showed nothing for 40 s before)
+    logged = wait_for(lambda: (lambda out: out if re.search(r" epoch 2/1000: loss \d", out) else None)(
+        run(["logs", job], env).stdout), "the second epoch's log line")
+    for phase in ("preparing data", "counting words", "vocabulary:", "encoding", "training skip-gram"):
+        assert phase in logged, logged
     worker = ray.get_actor(Word2VecJob.worker_name(job, 1, 0), namespace=cluster_settings.namespace)
     pid = ray.get(worker.__ray_call__.remote(lambda _self: os.getpid()), timeout=60)
     os.kill(pid, signal.SIGKILL)
@@ -119,6 +123,52 @@ def test_binary_bytes_a_worker_finds_fail_the_job_with_one_line(env, cluster_set
     assert r.returncode == 0, r.stderr
     final = assert_failed_in_one_line(r.stdout.strip(), env, "binary data (a NUL byte) at byte")
     assert final["attempt"] == 1 and "RayTaskError" not in final["error"]
+
+
+def test_pipes_are_refused_at_once_and_left_unread(env, tmp_path, small_corpus):
+    fifo = tmp_path / "corpus.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["bash", "-c", f"cat {small_corpus} > {fifo}"])  # blocks until someone reads
+    try:
+        line = one_line_error(run(["submit", "word2vec", str(fifo)], env, timeout=60), 2)
+        assert f"{fifo} is a named pipe" in line and "write it to a regular file first" in line
+        assert writer.poll() is None  # nothing was read from it
+    finally:
+        writer.kill()
+        writer.wait()
+    # bash's process substitution is a pipe too (/dev/fd/63): named as such, not reported "empty"
+    r = subprocess.run(["bash", "-c", f'"{KILN}" submit word2vec <(cat "{small_corpus}")'], env=env,
+                       capture_output=True, text=True, timeout=60)
+    line = one_line_error(r, 2)
+    assert "is a named pipe" in line and "empty" not in line
+
+
+def test_a_catastrophic_token_pattern_is_refused_in_bounded_time(env, tmp_path):
+    corpus = tmp_path / "aaa.txt"
+    for pattern, needle in (("(a+)+b", "no word occurs"),  # the issue's: ends (no token matches), one line
+                            ("(a|aa)+b", "--token-pattern")):  # 40 a's: too slow for any engine that backtracks
+        corpus.write_text("a" * 40 + "!\n")
+        t0 = time.monotonic()
+        r = run(["submit", "word2vec", str(corpus), "--min-count", "1", "--token-pattern", pattern], env, timeout=120)
+        assert needle in one_line_error(r, 2)
+        assert time.monotonic() - t0 < 60  # it used to hang for good
+
+
+def test_a_huge_file_with_a_text_head_and_a_nul_tail_is_refused_at_once(env, tmp_path):
+    big = tmp_path / "big.txt"
+    with big.open("wb") as f:
+        f.write(b"plain words at the head of the file\n" * 1000)
+        f.truncate(2 << 30)  # 2 GB, sparse: the tail reads as NUL bytes
+    t0 = time.monotonic()
+    line = one_line_error(run(["submit", "word2vec", str(big)], env, timeout=120), 2)
+    assert "looks like a binary file" in line and time.monotonic() - t0 < 60
+
+
+def test_a_missing_evaluation_file_is_named_by_its_flag(env, small_corpus, tmp_path):
+    r = run(["submit", "word2vec", str(small_corpus), "--eval-analogies", str(tmp_path / "nope.txt")], env)
+    assert one_line_error(r, 2).startswith(f"error: --eval-analogies: {tmp_path / 'nope.txt'}: no such file")
+    r = run(["submit", "word2vec", str(small_corpus), "--eval-similarity", str(tmp_path / "nope.tsv")], env)
+    assert one_line_error(r, 2).startswith("error: --eval-similarity: ")
 
 
 def test_a_mixed_directory_says_what_it_skips(env, tmp_path, redis_client):
