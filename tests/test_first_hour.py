@@ -125,6 +125,51 @@ def test_binary_bytes_a_worker_finds_fail_the_job_with_one_line(env, cluster_set
     assert final["attempt"] == 1 and "RayTaskError" not in final["error"]
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+RED = re.compile(r"\x1b\[(?:[0-9;]*;)?(?:31|91|38;5;(?:1|9|196))m")
+
+
+@pytest.mark.timeout(400)
+def test_follow_on_a_terminal_shows_the_phase_in_80_columns_and_no_red(env, cluster_settings, dispatcher, tmp_path):
+    """`kiln submit --follow` on a real terminal (a pty, 80 columns): the phase while data is prepared (never
+    `RUNNING 0.0%`), lines that fit, a normal run not drawn red, and the outcome."""
+    import pty
+    import select
+
+    env = {**env, "RAY_ADDRESS": cluster_settings.ray_address, "COLUMNS": "80", "LINES": "24", "TERM": "xterm"}
+    corpus = write_corpus(tmp_path / "c.txt", 3000)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([KILN, "submit", "word2vec", str(corpus), "--name", "tty", "--dim", "8", "--epochs",
+                             "20", "--min-count", "2", "--follow"], env=env, stdin=slave, stdout=slave,
+                            stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the pty closed: the command ended
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(60) == 0, out[-2000:]
+    text = out.decode("utf-8", "replace")
+    assert not RED.search(text), "a normal run drawn red"
+    plain = ANSI.sub("", text)
+    lines = [line for chunk in plain.split("\n") for line in chunk.split("\r") if line.strip()]
+    assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
+    assert any(p in plain for p in ("scanning corpus", "counting", "encoding", "preparing data")), plain[-2000:]
+    bare = [line for line in lines if re.search(r"(STARTING|RUNNING) .*\d+%\s*$", line)]
+    assert not bare, bare  # a running job always says what it is doing, never a bare "RUNNING 0%"
+    assert "registered model tty version 1" in plain or "SUCCEEDED" in plain, plain[-1000:]
+
+
 def test_pipes_are_refused_at_once_and_left_unread(env, tmp_path, small_corpus):
     fifo = tmp_path / "corpus.fifo"
     os.mkfifo(fifo)
