@@ -399,3 +399,20 @@ def test_the_readme_spec_file_example_is_valid(env, tmp_path, redis_client):
     spec.write_text(example.replace("min_count: 5", "min_cuont: 5"))
     assert "min_cuont" in one_line_error(run(["submit", "-f", str(spec)], env), 2)
     assert redis_client.keys("kiln:*") == []
+
+
+def test_models_list_order_is_the_documented_one_and_model_tags_show(env, settings):
+    """`kiln models list` sorts by name (as its --help and the README say); --order-by created_at --desc is
+    newest first; a tag set on the model shows on its versions, in the table and in JSON."""
+    db = Database(settings.db_url)
+    for name in ("zeta", "alpha", "mid"):  # registered in this order: zeta is the oldest
+        db.models.register_version(name=name, kind="word2vec", params={}, metrics={}, artifacts={}, lineage={})
+    assert "(default: name)" in run(["models", "list", "--help"], env).stdout
+    by_name = json.loads(run(["models", "list", "--json"], env).stdout)
+    assert [m["name"] for m in by_name] == ["alpha", "mid", "zeta"]
+    newest = json.loads(run(["models", "list", "--order-by", "created_at", "--desc", "--json"], env).stdout)
+    assert [m["name"] for m in newest] == ["mid", "alpha", "zeta"]
+    assert run(["models", "tag", "zeta", "team=nlp"], env).returncode == 0  # on the model, not a version
+    assert json.loads(run(["models", "show", "zeta:1", "--json"], env).stdout)["tags"] == {"team": "nlp"}
+    shown = run(["models", "show", "zeta"], env).stdout
+    assert re.search(r"tags:\n\s+team\s+nlp", shown), shown
