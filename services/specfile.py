@@ -48,4 +48,10 @@ def read_spec_file(path: str) -> dict:
         params["corpus"] = [params["corpus"]]
     if isinstance(params.get("corpus"), list):
         params["corpus"] = [c if Path(str(c)).expanduser().is_absolute() else str(base / str(c)) for c in params["corpus"]]
+    # a cnn job's files too; a name that is no file beside the spec (`digits`) stays as written
+    for key in ("dataset", "test", "weights"):
+        value = params.get(key)
+        if data.get("kind") == "cnn" and isinstance(value, str) and not Path(value).expanduser().is_absolute() \
+                and (base / value).exists():
+            params[key] = str(base / value)
     return data

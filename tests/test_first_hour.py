@@ -416,3 +416,18 @@ def test_models_list_order_is_the_documented_one_and_model_tags_show(env, settin
     assert json.loads(run(["models", "show", "zeta:1", "--json"], env).stdout)["tags"] == {"team": "nlp"}
     shown = run(["models", "show", "zeta"], env).stdout
     assert re.search(r"tags:\n\s+team\s+nlp", shown), shown
+
+
+def test_a_cnn_spec_files_paths_are_relative_to_it(env, tmp_path, redis_client):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", x=rng.random((40, 8, 8), dtype=np.float32), y=np.arange(40) % 4)
+    spec = tmp_path / "digits.yaml"
+    spec.write_text("kind: cnn\nname: tiny\nparams:\n  dataset: images.npz\n  arch: softmax\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run([KILN, "submit", "-f", str(spec)], cwd=elsewhere, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert "cannot reach Ray" in one_line_error(r, 3)  # the dataset was found beside the spec file
+    assert redis_client.keys("kiln:*") == []
