@@ -12,7 +12,8 @@ from shared.errors import KilnError
 
 @click.command()
 def up() -> None:
-    """Start the embedded stack (local Ray, redis-server, SQLite) and the dispatcher."""
+    """Start the embedded stack (local Ray, redis-server, SQLite), the dispatcher and the local HTTP server;
+    on a running stack, apply changed caps on running jobs (KILN_MAX_RUNNING_JOBS / _PER_USER)."""
     from services import stack  # noqa: PLC0415
 
     settings = get_settings()
