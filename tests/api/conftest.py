@@ -122,17 +122,43 @@ def register_word2vec(settings: Settings, name: str = "vecs", words: int = 60, d
     return f"{mv.name}:{mv.version}"
 
 
+@contextmanager
+def own_redis(folder: Path):
+    """A redis-server of this fixture's own: a module-long server must not share a DB index that another
+    test session, picking "an empty one" at the same moment, may flush under it."""
+    from services.stack import redis_server_binary
+
+    port = free_port()
+    proc = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis.from_url(url).ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 @pytest.fixture(scope="module")
-def api(tmp_path_factory, redis_url):
-    """One server for a test module: tokens for alice and bob (users) and root (admin)."""
-    client = redis.Redis.from_url(redis_url)
-    client.flushdb()
-    settings = make_settings(tmp_path_factory.mktemp("api") / "kiln-home", redis_url)
-    tokens = create_tokens(settings, alice=False, bob=False, root=True)
-    with running_server(settings) as server:
-        server.tokens = tokens
-        yield server
-    client.flushdb()
+def api(tmp_path_factory):
+    """One server for a test module (its own redis-server and SQLite file): tokens for alice and bob
+    (users) and root (admin)."""
+    folder = tmp_path_factory.mktemp("api")
+    with own_redis(folder) as redis_url:
+        settings = make_settings(folder / "kiln-home", redis_url)
+        tokens = create_tokens(settings, alice=False, bob=False, root=True)
+        with running_server(settings) as server:
+            server.tokens = tokens
+            yield server
 
 
 def register_cnn(settings: Settings, name: str = "digits", classes=("a", "b", "c"), size: int = 16) -> str:

@@ -39,7 +39,8 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
                  ["status", job["id"], "--json"], ["status", job["id"]],
                  ["status", "job-0000beef"], ["jobs", "--state", "HAPPY"], ["jobs", "--limit", "-1"]):
         here, there = run(local, *args), run(remote, *args)
-        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), \
+            (args, here, there)
     assert run(remote, "status", "job-0000beef").returncode == 1
 
     done = api.post("/api/jobs", token=api.tokens["alice"],
@@ -48,7 +49,8 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
     for args in (["logs", job["id"]], ["logs", done["id"], "--json"], ["logs", "-f", done["id"]],
                  ["logs", "-f", done["id"], "--json"], ["logs", "job-0000beef"], ["logs", "-f", "job-0000beef"]):
         here, there = run(local, *args), run(remote, *args)
-        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), \
+            (args, here, there)
     assert "cancelled by user" in run(remote, "logs", "-f", done["id"]).stdout
 
     ref = register_word2vec(api.settings, "thin-vecs")
@@ -59,7 +61,8 @@ def test_read_commands_print_the_same_over_http(api, envs, tmp_path):
                  ["models", "show", ref, "--json"], ["models", "show", "thin-vecs@prod"], ["models", "show", "nope:3"],
                  ["models", "show", "bad name!"]):
         here, there = run(local, *args), run(remote, *args)
-        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), \
+            (args, here, there)
     assert not (tmp_path / "absent.db").exists()  # the client never opened a database
 
 
