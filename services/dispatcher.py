@@ -170,7 +170,10 @@ class Dispatcher:
         alive (calling ``start()`` again: the last dispatcher may have died before it did)."""
         import ray  # noqa: PLC0415
 
-        for rec in self._restore_redis():
+        records = self._restore_redis()
+        for job_id in placement.remove_orphans({rec.id for rec in records}):
+            log.info("removed the placement group left by ended job %s", job_id)
+        for rec in records:
             state = JobState(rec.state)
             if state == JobState.QUEUED:
                 placement.remove(rec.id)  # a group reserved just before the last dispatcher died

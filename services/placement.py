@@ -69,6 +69,23 @@ def find(job_id: str):
         return None
 
 
+def remove_orphans(live_job_ids: set[str]) -> list[str]:
+    """Remove this namespace's job groups whose job is not live (terminal or unknown in SQL): a dispatcher
+    killed after recording a job's end but before removing its group leaves one behind, holding CPUs
+    that no other job could then get. Returns the job ids whose groups were removed."""
+    import ray  # noqa: PLC0415
+
+    removed = []
+    for entry in ray.util.placement_group_table().values():
+        name = entry.get("name") or ""
+        if not name.startswith(PG_PREFIX) or entry.get("state") == "REMOVED":
+            continue
+        job_id = name[len(PG_PREFIX):]
+        if job_id not in live_job_ids and remove(job_id):  # remove() finds it by name in this namespace only
+            removed.append(job_id)
+    return removed
+
+
 def remove(job_id: str) -> bool:
     """Remove the job's placement group (its resources are free again). False if there was none."""
     import ray  # noqa: PLC0415

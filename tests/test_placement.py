@@ -98,3 +98,22 @@ def test_a_request_larger_than_any_node_is_refused_at_submit(env, cluster_settin
     assert "asked for 1 worker(s) x 3 CPU" in line and "2 node(s): " in line and "GB memory" in line
     assert "2 CPU, 0 GPU" in line and "1 CPU, 0 GPU" in line
     assert redis_client.zcard("kiln:queue") == 0 and not redis_client.keys("kiln:job:*")
+
+
+def test_a_group_left_by_an_ended_job_is_removed_on_recovery(ray_cluster):
+    """A dispatcher killed after recording a job's end but before removing its group leaves the group
+    holding CPUs; the next dispatcher's recovery removes every group whose job is not live."""
+    import ray
+
+    from services import placement
+
+    leaked = ray.util.placement_group([{"CPU": 1}], name=placement.pg_name("job-ended"), lifetime="detached")
+    live = ray.util.placement_group([{"CPU": 1}], name=placement.pg_name("job-live"), lifetime="detached")
+    assert leaked.wait(timeout_seconds=60) and live.wait(timeout_seconds=60)
+    try:
+        assert placement.remove_orphans({"job-live"}) == ["job-ended"]
+        assert placement.find("job-ended") is None
+        assert placement.find("job-live") is not None
+    finally:
+        placement.remove("job-live")
+        placement.remove("job-ended")

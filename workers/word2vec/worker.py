@@ -83,12 +83,13 @@ class Word2VecWorker:
 
     # -- placement ------------------------------------------------------------------------------
     def node(self) -> tuple[str, str]:
-        """(node id, node IP) of the Ray node this worker runs on; ("local", "127.0.0.1") outside Ray."""
+        """(node id, node IP) of the Ray node this worker runs on; ("local", "127.0.0.1") when it is not a Ray
+        actor (an in-process worker, even in a process that is itself connected to Ray)."""
         try:
             import ray  # noqa: PLC0415
         except ImportError:
             return "local", "127.0.0.1"
-        if not ray.is_initialized():
+        if not ray.is_initialized() or ray.get_runtime_context().get_actor_id() is None:
             return "local", "127.0.0.1"
         return ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
 
