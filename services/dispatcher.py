@@ -171,8 +171,6 @@ class Dispatcher:
         import ray  # noqa: PLC0415
 
         records = self._restore_redis()
-        for job_id in placement.remove_orphans({rec.id for rec in records}):
-            log.info("removed the placement group left by ended job %s", job_id)
         for rec in records:
             state = JobState(rec.state)
             if state == JobState.QUEUED:
@@ -199,6 +197,15 @@ class Dispatcher:
                           since=rec.started_at.timestamp() if rec.started_at else time.time())
             self.running[rec.id] = run
             self.b.status.log(rec.id, "dispatcher restarted; re-attached to the job's runner")
+        self._remove_stray_groups()
+
+    def _remove_stray_groups(self) -> None:
+        """Remove every job group of this namespace whose job has no runner here: a dispatcher killed
+        between reserving a group and starting the runner (the job is re-queued), or between recording a
+        job's end and removing its group, leaves one behind holding CPUs, which could keep the job itself,
+        or any other, waiting forever. (Runs in the loop's thread, so no ``_start`` is half done.)"""
+        for job_id in placement.remove_orphans(set(self.running)):
+            log.info("removed a placement group left behind by job %s", job_id)
 
     def _restore_redis(self) -> list:
         """Recreate the live hash of every non-terminal job that lost it, and put QUEUED jobs that are
@@ -221,6 +228,7 @@ class Dispatcher:
         """Stop the runner of every job SQL says is terminal (a user cancel); ignore Redis cancel requests
         that SQL does not confirm (anyone who can write to Redis could send one)."""
         live = {rec.id: rec for rec in self._restore_redis()}
+        self._remove_stray_groups()
         for job_id in list(self.running):
             if job_id not in live:
                 run = self.running.pop(job_id)

@@ -188,7 +188,9 @@ def up(settings: Settings, *, on_start=None) -> Settings:
     resolved = resolve(settings)
     if started:  # a stack started now takes its starter's caps, not those a former `kiln up` left in Redis
         apply_caps(resolved)
-    start_dispatcher(resolved)
+    # A stack started now has no dispatcher yet, whatever heartbeat its Redis kept from before `kiln down`
+    # (the embedded Redis persists its keys, and a heartbeat lives HEARTBEAT_TTL_S): ask Ray, do not trust it.
+    start_dispatcher(resolved, trust_heartbeat=not started)
     return resolved
 
 
