@@ -76,7 +76,8 @@ def test_ddp_workers_train_the_same_model_as_one_worker(ray_cluster, tmp_path):
 
 
 def test_killed_worker_job_is_retried_and_resumes_from_its_epoch_checkpoint(svc, cluster_settings):
-    view = svc.submit(svc.validate(cnn("resume", params={"epochs": 40}, max_retries=2)))
+    view = svc.submit(svc.validate(cnn("resume", params={"epochs": 40}, max_retries=2,
+                                       checkpoint_interval_s=0.5)))
     job = view["id"]
     wait_until("the first epoch checkpoint", lambda: any("checkpoint saved" in m for m in logs(svc, job)))
     live = svc.get(job)

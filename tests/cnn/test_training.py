@@ -146,6 +146,20 @@ def test_resumed_job_continues_from_its_epoch_checkpoint(tmp_path):
     assert [r["epoch"] for r in second.reports if "val_accuracy" in r] == [2, 3]
 
 
+def test_checkpoint_interval_is_honoured_at_epoch_boundaries(tmp_path):
+    """--checkpoint-interval: a checkpoint at the end of an epoch once the interval has passed (at most one
+    per interval), and always after the last epoch."""
+    for interval, expected in ((3600.0, ["100.0%"]), (1e-6, ["33.3%", "66.7%", "100.0%"])):
+        spec, _ = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "t", "checkpoint_interval_s": interval,
+                                               "params": {"dataset": "digits", "epochs": 3, "arch": "mlp"}}))
+        ctx = LocalContext(spec, tmp_path / f"every-{interval:g}")
+        run_trainer(CnnJob(ctx))
+        saved = [line.rsplit(" ", 1)[1] for line in ctx.logs if line.startswith("INFO checkpoint saved at ")]
+        assert saved == expected, (interval, ctx.logs)
+        assert Checkpoint(tmp_path / f"every-{interval:g}" / "checkpoint").meta()["epoch"] == 3
+        assert [r["epoch"] for r in ctx.reports if "val_accuracy" in r] == [1, 2, 3]  # status every epoch
+
+
 def test_divergence_fails_the_job_and_registers_nothing(tmp_path):
     spec = cnn_spec(epochs=2, lr=10.0, optimizer="sgd", arch="mlp", weight_decay=0.0)
     with pytest.raises(TrainingError, match="diverged at epoch 1 .*: the loss is nan"):

@@ -9,8 +9,9 @@ Steps, in the order ``run_trainer`` calls them:
   on GPU), loads the prepared arrays onto its device, builds the model (DDP when there are several
   workers) and restores the last epoch checkpoint if the job is resuming;
 - ``train``: epochs of the one loop (workers/cnn/loop.py); live status every half second (epoch,
-  images/s, loss, ETA) and after each epoch the held-out accuracy and a checkpoint (epochs are the
-  checkpoint unit: ``spec.checkpoint_interval_s`` is not used by CNN jobs);
+  images/s, loss, ETA) and after each epoch the held-out accuracy; a checkpoint at the end of an epoch
+  once ``spec.checkpoint_interval_s`` (``--checkpoint-interval``) has passed since the last one (or since
+  training began), and always after the last epoch: at most one per interval, at epoch boundaries;
 - ``finalize``: model weights (safetensors) + model card + evaluation (accuracy, per-class accuracy,
   confusion matrix), and the ``TrainResult``.
 
@@ -174,6 +175,7 @@ class CnnJob:
     def train(self) -> None:
         ctx, w, p = self.ctx, self.workers, self.p
         epochs = p.epochs
+        last_checkpoint = time.monotonic()
         for epoch in range(self.state["epoch"], epochs):
             t0 = time.perf_counter()
             refs = [w.call(k, "run_epoch") for k in range(len(w))]
@@ -195,14 +197,17 @@ class CnnJob:
                      "images_per_s": r["images"] / max(r["seconds"], 1e-9)}
             self.state["history"].append(entry)
             w.get(w.call(0, "record_history", entry))
-            folder = ctx.new_checkpoint_dir()
-            w.get(w.call(0, "save_checkpoint", str(folder), {"model_args": self.model_args(),
-                                                              "config": self.train_config()}))
             done = epoch + 1
+            checkpoint = None
+            if done == epochs or time.monotonic() - last_checkpoint >= self.spec.checkpoint_interval_s:
+                folder = ctx.new_checkpoint_dir()
+                w.get(w.call(0, "save_checkpoint", str(folder), {"model_args": self.model_args(),
+                                                                  "config": self.train_config()}))
+                checkpoint, last_checkpoint = Checkpoint(folder), time.monotonic()
             eta = (epochs - done) * seconds
             ctx.report({"progress": done / epochs, "epoch": done, "epochs": epochs, "loss": r["loss"],
                         "throughput": entry["images_per_s"], "throughput_unit": "images/s", "eta_s": eta,
-                        "val_accuracy": ev["accuracy"]}, checkpoint=Checkpoint(folder))
+                        "val_accuracy": ev["accuracy"]}, checkpoint=checkpoint)
             ctx.log(f"epoch {done}/{epochs}: loss {r['loss']:.4f}, held-out accuracy {ev['accuracy']:.4f}, "
                     f"{entry['images_per_s']:.0f} images/s")
 
