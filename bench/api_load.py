@@ -80,6 +80,12 @@ def start_server(env: dict) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("kiln serve did not start")
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def spec(corpus: Path, i: int, epochs: int = 1) -> dict:
     return {"kind": "word2vec", "name": f"load-{i % 7}",
             "params": {"corpus": [str(corpus)], "dim": 8, "epochs": epochs, "min_count": 1}}
@@ -172,7 +178,11 @@ def main() -> None:
         for _ in range(20):  # warm-up: imports, first connections, the SQLite file
             requests.post(url + "/api/jobs", json=spec(corpus, 0), headers={"Authorization": f"Bearer {admin}"})
         warm = {j.id for j in db.jobs.list()}
+        load_before = os.getloadavg()[0]
+        cpu0 = (cpu_s(server.pid), time.process_time(), cpu_s(redis_proc.pid))
         lat, ids, wall = submit_load(url, tokens, corpus, args.jobs, args.clients)
+        cpu1 = (cpu_s(server.pid), time.process_time(), cpu_s(redis_proc.pid))
+        server_ms, client_ms, redis_ms = ((b - a) * 1000 / args.jobs for a, b in zip(cpu0, cpu1))
         rows = [j for j in db.jobs.list() if j.id not in warm]
         queued = {m.decode() for m in r.zrange(keys.QUEUE, 0, -1)} - warm
         exactly_once = (len(ids) == len(set(ids)) == args.jobs and {j.id for j in rows} == set(ids)
@@ -185,6 +195,10 @@ def main() -> None:
         print(f"{args.jobs} submissions from {args.clients} concurrent clients in {wall:.2f} s "
               f"({args.jobs / wall:.0f} jobs/s); stored exactly once: {exactly_once} "
               f"({len(rows)} SQL rows, {len(queued)} queued, {len(set(ids))} distinct ids)")
+        print(f"CPU per submission: server {server_ms:.2f} ms, the 10 client threads {client_ms:.2f} ms, "
+              f"redis-server {redis_ms:.2f} ms (sum x {args.jobs / wall:.0f} jobs/s = "
+              f"{(server_ms + client_ms + redis_ms) * args.jobs / wall / 1000:.2f} of {os.cpu_count()} CPUs); "
+              f"load average {load_before:.2f} before the load phase, {os.getloadavg()[0]:.2f} after")
         print("| measure | kiln HTTP (10 clients) | in-process JobService.submit (1 thread) | ratio | target |")
         print("| --- | ---: | ---: | ---: | --- |")
         for q in (50, 99):

@@ -31,6 +31,7 @@ from services import job_files, placement
 from services.backends import Backends
 from services.job_outcomes import OutcomeRecorder, Unregistered, one_line
 from services.jobs import unsatisfiable
+from services.queue import wake
 from services.scheduling import Candidate, Capacity, pick
 from shared import keys
 from shared.config import Settings
@@ -41,7 +42,10 @@ from shared.states import JobState
 log = logging.getLogger("kiln.dispatcher")
 
 POLL_S = 0.2
-"""Seconds between scheduling rounds."""
+"""Seconds between scheduling rounds when nothing wakes the dispatcher earlier (services/queue.py: wake)."""
+MIN_ROUND_S = 0.02
+"""Rounds begin at least this far apart: a burst of submissions (each one a wake-up) costs at most 50
+rounds a second."""
 HEARTBEAT_TTL_S = 15
 """The dispatcher heartbeat key expires after this many seconds without a refresh."""
 CLUSTER_REFRESH_S = 1.0
@@ -54,6 +58,9 @@ DB_WAIT_S = 5.0
 """How long one dispatcher round waits for a locked SQLite file (the registry's default is 30 s). Whatever
 it could not write is kept and written on a later round, and the heartbeat (15 s) stays fresh meanwhile."""
 RUNNER_PREFIX = "runner-"
+MISSING_ROW_S = 10.0
+"""A queued id whose SQL row is still missing after this long is dropped from the queue."""
+_NOT_YET = object()
 
 
 @dataclass
@@ -83,6 +90,7 @@ class Dispatcher:
         self.bypassed: dict[str, int] = {}
         self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
+        self._missing: dict[str, float] = {}
         self.view = placement.ClusterView([], [])
         self._cluster_at = 0.0
         self._sql_at = 0.0
@@ -139,10 +147,21 @@ class Dispatcher:
                 log.exception("recovery failed; retrying")
                 self._stop.wait(1.0)
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
                 self.tick()
             except Exception:
                 log.exception("dispatcher round failed")
+            self._stop.wait(max(0.0, MIN_ROUND_S - (time.monotonic() - began)))
+            self._wait_for_work()
+
+    def _wait_for_work(self) -> None:
+        """Sleep until the next round: at most ``poll_s``, less when a job is queued or a runner's
+        ``start()`` returns (both push the wake list), so a job with free capacity is not kept waiting
+        for the poll."""
+        try:
+            self.b.queue.wait_for_work(self.poll_s)
+        except Exception:  # noqa: BLE001 - Redis is away: the round itself reports it
             self._stop.wait(self.poll_s)
 
     def tick(self) -> None:
@@ -328,7 +347,11 @@ class Dispatcher:
             try:
                 rec = self.b.db.jobs.get(job_id)
             except NotFound:
-                return None
+                # A submission puts the job on the queue just before its SQL row commits: give the row
+                # time to appear before the id is dropped from the queue.
+                first = self._missing.setdefault(job_id, time.monotonic())
+                return None if time.monotonic() - first > MISSING_ROW_S else _NOT_YET
+            self._missing.pop(job_id, None)
             if JobState(rec.state) != JobState.QUEUED:
                 return None
             self._specs[job_id] = (rec.user, JobSpec.model_validate_json(rec.spec_json))
@@ -337,10 +360,14 @@ class Dispatcher:
     def _schedule(self) -> None:
         s, queue = self.settings, self.b.queue
         ids = queue.ids(limit=500)
-        self._specs = {k: v for k, v in self._specs.items() if k in set(ids)}
+        listed = set(ids)  # once: a set per cached spec made a round with 500 queued jobs quadratic
+        self._specs = {k: v for k, v in self._specs.items() if k in listed}
+        self._missing = {k: v for k, v in self._missing.items() if k in listed}
         candidates, reasons = [], {}
         for job_id in ids:
             found = self._queued(job_id)
+            if found is _NOT_YET:
+                continue
             if found is None:
                 queue.remove(job_id)
                 continue
@@ -427,12 +454,20 @@ class Dispatcher:
                 num_cpus=0, max_concurrency=4, max_restarts=0,
             ).remote(job_id, rec.spec_json, self.settings.to_dict(), rec.attempt, placement.pg_name(job_id))
             start_ref = runner.start.remote()
+            start_ref.future().add_done_callback(self._started)
         except Exception as e:  # noqa: BLE001
             placement.remove(job_id)
             self.record.retry_or_fail(job_id, f"could not start the runner: {one_line(e)}")
             return True
         self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
         return True
+
+    def _started(self, _future) -> None:
+        """A runner's ``start()`` returned (in a Ray thread): wake the loop, which records RUNNING."""
+        try:
+            wake(self.b.redis)
+        except Exception:  # noqa: BLE001 - the next poll records it
+            pass
 
 
 def _submitted(status, job_id: str) -> float:

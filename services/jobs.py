@@ -6,15 +6,20 @@ the priority queue) as one unit: the SQL transaction commits only after the Redi
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import threading
 import time
+from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 from services.backends import Backends
+from services.queue import wake
 from shared import keys
 from shared.errors import InvalidParameter
 from shared.states import JobState
+from shared.status import decode_hash
 
 if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs
     from shared.specs import JobSpec
@@ -32,6 +37,8 @@ def _iso(ts: float | datetime | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
 
 
+LIST_BATCH = 1000
+"""Jobs whose live status one Redis pipeline of ``JobService.list`` reads."""
 LIVE_FIELDS = ("throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs", "message", "reason")
 """Fields of the live hash that the job view shows as they are (numbers as numbers, text as text)."""
 
@@ -56,19 +63,25 @@ class JobService:
         now = time.time()
         db = self.b.db
         with db.session() as s:
-            db.jobs.create(job_id=job_id, name=spec.name, kind=spec.kind, user=spec.user,
-                           spec_json=spec.model_dump_json(), priority=spec.priority,
-                           max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc),
-                           session=s)
+            rec = db.jobs.create(job_id=job_id, name=spec.name, kind=spec.kind, user=spec.user,
+                                 spec_json=spec.model_dump_json(), priority=spec.priority,
+                                 max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc),
+                                 session=s)
             s.flush()
             pipe = self.b.redis.pipeline(transaction=True)
             self.b.status.create(job_id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
                                           "priority": spec.priority, "submitted_at": now,
                                           "epochs": spec.params.epochs}, pipeline=pipe)
             self.b.status.log(job_id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
-            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe)
-            pipe.execute()
-        return self.get(job_id)
+            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe, wake_up=False)
+            # the view's live part and queue position in the same round trip (what ``get`` would read)
+            pipe.hgetall(keys.job(job_id))
+            pipe.zrank(keys.QUEUE, job_id)
+            *_, raw, rank = pipe.execute()
+        wake(self.b.redis)  # after the commit: the dispatcher looks at once and finds the job's row
+        view = job_view(rec, decode_hash(raw))
+        view["queue_position"] = None if rank is None else int(rank) + 1
+        return view
 
     def _check_resources(self, spec: JobSpec) -> None:
         """Refuse a job that no node of the cluster could ever hold (uses the dispatcher's node list)."""
@@ -105,10 +118,27 @@ class JobService:
                 raise InvalidParameter(f"--state: unknown state {state!r} (one of {', '.join(s.value for s in JobState)})") from None
         records = self.b.db.jobs.list(state=state, limit=limit)
         client = self.b.redis_or_none()
+        if client is None:
+            return [job_view(rec, None) for rec in records]
+        # one round trip for every job's live hash and every queued job's position (not one per job)
+        queued = JobState.QUEUED.value
         views = []
-        for rec in records:
-            live = self.b.status.get(rec.id) if client is not None else None
-            views.append(self._with_position(job_view(rec, live), client))
+        for start in range(0, len(records), LIST_BATCH):
+            batch = records[start:start + LIST_BATCH]
+            pipe = client.pipeline(transaction=False)
+            for rec in batch:
+                pipe.hgetall(keys.job(rec.id))
+            waiting = [rec.id for rec in batch if rec.state.value == queued]
+            for job_id in waiting:
+                pipe.zrank(keys.QUEUE, job_id)
+            answers = pipe.execute()
+            ranks = dict(zip(waiting, answers[len(batch):]))
+            for rec, raw in zip(batch, answers):
+                view = job_view(rec, decode_hash(raw))
+                if view["state"] == queued:
+                    rank = ranks[rec.id]
+                    view["queue_position"] = None if rank is None else int(rank) + 1
+                views.append(view)
         return views
 
     # -- act ------------------------------------------------------------------------------------
@@ -202,8 +232,40 @@ def validate_offline(data: dict, *, user: str, flags: bool = False, skipped: lis
 
         return resolve_cnn_spec(spec)[0]
     check_eval_files(spec.params)
-    check_min_count(spec.params)
+    _check_min_count_once(spec.params, check_min_count)
     return spec
+
+
+PRECHECK_CACHE_SIZE = 256
+"""Corpora (with the counting options) whose min_count precheck passed, remembered by this process."""
+_passed: OrderedDict[tuple, bool] = OrderedDict()
+_passed_lock = threading.Lock()
+
+
+def _check_min_count_once(params, check) -> None:
+    """``check(params)`` (count the corpus and build its vocabulary), skipped when this process already
+    passed the same files, unchanged (path, device, inode, size and mtime in ns), with the same counting
+    options. A server that takes many submissions of one corpus reads it once, not once per submission
+    (it was 1.2 ms of CPU for a 300-line corpus, up to a second for 16 MB). Only passes are kept: a
+    failing corpus is counted again, and says why again."""
+    try:
+        files = tuple((p, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns) for p in params.corpus
+                      for st in (os.stat(p),))
+    except OSError:
+        check(params)  # let the check itself say what is wrong with the file
+        return
+    # exactly the options check_min_count reads
+    key = (files, params.lowercase, params.token_pattern, params.max_sentence_length, params.min_count,
+           params.max_vocab_size)
+    with _passed_lock:
+        if key in _passed:
+            _passed.move_to_end(key)
+            return
+    check(params)
+    with _passed_lock:
+        _passed[key] = True
+        while len(_passed) > PRECHECK_CACHE_SIZE:
+            _passed.popitem(last=False)
 
 
 def unsatisfiable(spec: JobSpec, nodes: list[dict]) -> str | None:

@@ -17,8 +17,19 @@ class JobQueue:
     def __init__(self, client: redis.Redis):
         self.redis = client
 
-    def push(self, job_id: str, *, priority: int, submitted_at: float, pipeline=None) -> None:
-        (pipeline or self.redis).zadd(keys.QUEUE, {job_id: score(priority, submitted_at)})
+    def push(self, job_id: str, *, priority: int, submitted_at: float, pipeline=None, wake_up: bool = True) -> None:
+        """Queue ``job_id`` and wake the dispatcher (``wait_for_work``) in the same round trip.
+        ``wake_up=False``: the caller wakes it later (``wake``), once the job's SQL row is committed."""
+        pipe = pipeline if pipeline is not None else self.redis.pipeline(transaction=True)
+        pipe.zadd(keys.QUEUE, {job_id: score(priority, submitted_at)})
+        if wake_up:
+            wake(pipe)
+        if pipeline is None:
+            pipe.execute()
+
+    def wait_for_work(self, timeout_s: float) -> bool:
+        """Block up to ``timeout_s`` for a wake-up (a job queued, a runner started); True if one came."""
+        return self.redis.blpop([keys.DISPATCHER_WAKE], timeout=timeout_s) is not None
 
     def ids(self, limit: int | None = None) -> list[str]:
         """Queued job ids in the order the dispatcher considers them."""
@@ -41,3 +52,16 @@ class JobQueue:
 
     def __contains__(self, job_id: str) -> bool:
         return self.redis.zscore(keys.QUEUE, job_id) is not None
+
+
+def wake(client_or_pipeline) -> None:
+    """Wake the dispatcher now: one element in the wake list, however many wake-ups came meanwhile (one
+    round trip when given a client; added to a pipeline when given one)."""
+    pipe = client_or_pipeline
+    own = isinstance(pipe, redis.Redis)
+    if own:
+        pipe = pipe.pipeline(transaction=False)
+    pipe.lpush(keys.DISPATCHER_WAKE, b"1")
+    pipe.ltrim(keys.DISPATCHER_WAKE, 0, 0)
+    if own:
+        pipe.execute()

@@ -13,6 +13,9 @@ CAPS = f"{PREFIX}:settings:caps"
 next round (no restart); without it, the dispatcher's own settings."""
 CAPS_IN_FORCE = f"{PREFIX}:dispatcher:caps"
 """JSON of the caps the dispatcher applied at its last round (what `kiln doctor` shows); expires with it."""
+DISPATCHER_WAKE = f"{PREFIX}:dispatcher:wake"
+"""List of at most one element: pushed with every job put on the queue; the dispatcher waits on it (BLPOP)
+between rounds, so a submitted job is looked at at once instead of at the next poll."""
 CANCEL_REQUESTS = f"{PREFIX}:cancel"
 """Set of job ids whose cancellation the dispatcher has still to carry out."""
 

@@ -48,6 +48,14 @@ def _decode(key: str, value: str) -> Any:
     return value
 
 
+def decode_hash(raw: dict) -> dict | None:
+    """A job's hash as HGETALL answers it (bytes), typed as ``StatusStore.get`` returns it; None if empty
+    (for callers that read many hashes in one pipeline)."""
+    if not raw:
+        return None
+    return {k.decode(): _decode(k.decode(), v.decode()) for k, v in raw.items()}
+
+
 class StatusStore:
     """Live job status in Redis. Multi-key writes take an optional ``pipeline=`` to be atomic."""
 
@@ -61,10 +69,7 @@ class StatusStore:
         (pipeline or self.redis).hset(keys.job(job_id), mapping={k: _encode(v) for k, v in data.items()})
 
     def get(self, job_id: str) -> dict | None:
-        raw = self.redis.hgetall(keys.job(job_id))
-        if not raw:
-            return None
-        return {k.decode(): _decode(k.decode(), v.decode()) for k, v in raw.items()}
+        return decode_hash(self.redis.hgetall(keys.job(job_id)))
 
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))

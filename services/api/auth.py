@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from services.api.errors import PermissionDenied, Unauthenticated
+from services.tokens import token_hash
 
 COOKIE = "kiln_token"
 CSRF_HEADER = "x-requested-with"
@@ -40,29 +41,83 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def identify(request: Request) -> Principal | None:
-    """The caller, or None when no credential came and the server is open; Unauthenticated otherwise."""
-    state = request.app.state.kiln
+def _credential(request: Request) -> tuple[str | None, str]:
     token, via = _bearer(request), "token"
     if token is None and request.cookies.get(COOKIE):
         token, via = request.cookies[COOKIE], "cookie"
+    return token, via
+
+
+def _caller(request: Request, rec, via: str) -> Principal:
+    if rec is None:
+        raise Unauthenticated("unknown or revoked token")
+    if via == "cookie" and request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "kiln":
+        raise PermissionDenied("a change made with the page's cookie needs the X-Requested-With: kiln header")
+    return Principal(rec.user, rec.admin, via)
+
+
+def identify(request: Request) -> Principal | None:
+    """The caller, or None when no credential came and the server is open; Unauthenticated otherwise."""
+    state = request.app.state.kiln
+    token, via = _credential(request)
     if token is not None:
-        rec = state.tokens.authenticate(token)
-        if rec is None:
-            raise Unauthenticated("unknown or revoked token")
-        if via == "cookie" and request.method not in ("GET", "HEAD") and request.headers.get(CSRF_HEADER) != "kiln":
-            raise PermissionDenied("a change made with the page's cookie needs the X-Requested-With: kiln header")
-        return Principal(rec.user, rec.admin, via)
+        return _caller(request, state.verified.check(token, state.tokens.authenticate), via)
     if state.is_open():
         return Principal(state.settings.user, True, "open")
     raise Unauthenticated("missing bearer token (Authorization: Bearer TOKEN; `kiln tokens create --user NAME`)")
 
 
-def principal(request: Request) -> Principal:
-    """FastAPI dependency: the authenticated caller (401 if there is none)."""
-    found = identify(request)
+async def principal(request: Request) -> Principal:
+    """FastAPI dependency: the authenticated caller (401 if there is none). Async, so that a token seen
+    in the last VERIFIED_S costs no trip to a worker thread (nor to the database); anything else is
+    looked up in a worker thread, as before."""
+    state = request.app.state.kiln
+    token, via = _credential(request)
+    rec = state.verified.fresh(token) if token is not None else None
+    if rec is not None:
+        found = _caller(request, rec, via)
+    else:
+        from starlette.concurrency import run_in_threadpool  # noqa: PLC0415
+
+        found = await run_in_threadpool(identify, request)
     request.state.principal = found
     return found
+
+
+VERIFIED_S = 1.0
+"""How long a token found active in the database is taken as active without asking it again: a revoked
+token is refused by a running server within this time."""
+
+
+class VerifiedTokens:
+    """Tokens found active in the last VERIFIED_S, by their SHA-256 (never the token itself). Only
+    successes are kept: an unknown or revoked token is looked up every time."""
+
+    MAX = 4096
+
+    def __init__(self, ttl_s: float = VERIFIED_S):
+        self.ttl_s = ttl_s
+        self._seen: dict[str, tuple[float, object]] = {}
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return token_hash(token)
+
+    def fresh(self, token: str):
+        """The record of ``token`` if it was found active less than ttl_s ago, else None."""
+        hit = self._seen.get(self._key(token))
+        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
+            return None
+        return hit[1]
+
+    def check(self, token: str, authenticate):
+        """``authenticate(token)`` (the database's word), remembered when it is a record."""
+        rec = authenticate(token)
+        if rec is not None:
+            if len(self._seen) >= self.MAX:
+                self._seen.clear()
+            self._seen[self._key(token)] = (time.monotonic(), rec)
+        return rec
 
 
 def require_admin(who: Principal, action: str) -> None:

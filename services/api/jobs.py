@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.api.auth import Principal, principal, require_owner
-from services.api.body import json_object, openapi_body
+from services.api.body import answer, json_object, openapi_body
 from services.api.data_roots import check_absolute, check_paths, raw_paths, spec_paths
 from shared.errors import InvalidParameter, Unavailable
 from shared.states import JobState
@@ -54,7 +54,7 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
     validated = validate_offline(data, user=who.user)
     check_paths(spec_paths(validated), st.data_roots)
     with _writes if st.settings.db_url.startswith("sqlite") else nullcontext():
-        return st.job_service(who.user).submit(validated)
+        return answer(st.job_service(who.user).submit(validated), 201)
 
 
 @router.get("", summary="List jobs, newest first")
@@ -64,23 +64,23 @@ def list_jobs(request: Request, state: str | None = Query(None, description="QUE
     # limit and state are checked by JobService.list itself: the same message as `kiln jobs`
     svc = _state(request).job_service(who.user)
     if user is None:
-        return svc.list(state=state, limit=limit)
+        return answer(svc.list(state=state, limit=limit))
     views = svc.list(state=state, limit=limit if limit is not None and limit < 0 else None)  # raises for limit < 0
     # JobService.list has no user filter: filter its answer, then apply the limit.
     views = [v for v in views if v["user"] == user]
-    return views if limit is None else views[:limit]
+    return answer(views if limit is None else views[:limit])
 
 
 @router.get("/{job_id}", summary="One job: state, progress, throughput, ETA, metrics, error")
 def get_job(request: Request, job_id: str, who: Principal = Depends(principal)) -> dict:
-    return _state(request).job_service(who.user).get(job_id)
+    return answer(_state(request).job_service(who.user).get(job_id))
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job (its owner or an admin)")
 def cancel(request: Request, job_id: str, who: Principal = Depends(principal)) -> dict:
     svc = _state(request).job_service(who.user)
     require_owner(who, svc.get(job_id), "cancel")
-    return svc.cancel(job_id)
+    return answer(svc.cancel(job_id))
 
 
 @router.post("/{job_id}/retry", status_code=201, summary="Submit a FAILED or CANCELLED job again (its owner or an admin)")
@@ -93,7 +93,7 @@ def retry(request: Request, job_id: str, who: Principal = Depends(principal)) ->
 
         check_paths(spec_paths(JobSpec.model_validate_json(st.backends.db.jobs.get(job_id).spec_json)),
                     st.data_roots)
-    return svc.retry(job_id)
+    return answer(svc.retry(job_id), 201)
 
 
 @router.get("/{job_id}/series", summary="The job's progress points: loss and throughput over time")

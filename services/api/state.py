@@ -3,10 +3,11 @@ bound to the caller (a job submitted through the API belongs to the token's user
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from services.api.auth import VerifiedTokens
 from services.backends import Backends
 from shared.config import Settings
 
@@ -19,6 +20,8 @@ class ServerState:
     is_open: Callable[[], bool]
     data_roots: tuple[Path, ...] = ()
     """Folders job data must lie in (services/api/data_roots.py); empty: any path the server can read."""
+    verified: VerifiedTokens = field(default_factory=VerifiedTokens)
+    """Tokens found active a moment ago (services/api/auth.py)."""
 
     def backends_for(self, user: str) -> Backends:
         """The shared connections, with ``settings.user`` set to ``user`` (who the services act for)."""

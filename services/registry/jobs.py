@@ -10,18 +10,21 @@ import json
 from datetime import datetime
 from typing import Any, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from services.registry.engine import session_or_new
+from services.registry.engine import reader, session_or_new
 from services.registry.entities import JobRecord
 from services.registry.schema import SqlJob
 from services.registry.timestamps import as_utc, utcnow
 from shared.errors import AlreadyExists, InvalidParameter, InvalidTransition, NotFound
 from shared.states import JobState, check_transition
 
+_JOBS = SqlJob.__table__
+_INSERT_JOB = insert(_JOBS)
+_SELECT_JOBS = select(_JOBS)
 ACTIVE_STATES = tuple(s for s in JobState if not s.is_terminal())
 """States of jobs the dispatcher still owns (rebuilt into the Redis queue after Redis is wiped)."""
 
@@ -57,37 +60,52 @@ class JobRecords:
             json.loads(spec_json)
         except (TypeError, ValueError):
             raise InvalidParameter("spec_json must be the job spec as JSON text") from None
-        row = SqlJob(id=job_id, name=name, kind=kind, user=user, spec=spec_json, priority=priority,
-                     state=JobState.QUEUED.value, attempt=1, max_retries=max_retries,
-                     submitted_at=as_utc(submitted_at) or utcnow())
+        rec = JobRecord(id=job_id, name=name, kind=kind, user=user, spec_json=spec_json, priority=priority,
+                        state=JobState.QUEUED, attempt=1, max_retries=max_retries,
+                        submitted_at=as_utc(submitted_at) or utcnow())
+        values = {"id": rec.id, "name": name, "kind": kind, "user": user, "spec": spec_json, "priority": priority,
+                  "state": rec.state.value, "attempt": 1, "max_retries": max_retries,
+                  "submitted_at": rec.submitted_at}
         with self._session(session) as s:
+            # A Core INSERT on the session's connection: the ORM unit of work cost ~1.5 ms of CPU a job
+            # (an HTTP submit's largest part); nothing reads the row back through this session's identity map.
+            conn = s.connection()
             try:
-                with s.begin_nested():  # a duplicate id fails only this savepoint, not the caller's work
-                    s.add(row)
+                with conn.begin_nested():  # a duplicate id fails only this savepoint, not the caller's work
+                    conn.execute(_INSERT_JOB, values)
             except IntegrityError:
                 raise AlreadyExists(f"a job with id {job_id!r} already exists") from None
-            return row.to_entity()
+            return rec
 
     def get(self, job_id: str, *, session: Session | None = None) -> JobRecord:
         """The job's record; NotFound if there is none."""
+        if session is None:  # Core on a pooled connection: a read command's path, no ORM session
+            with reader(self._engine).connect() as conn:
+                row = conn.execute(_SELECT_JOBS.where(_JOBS.c.id == job_id)).first()
+            if row is None:
+                raise NotFound(f"no job with id {job_id!r}")
+            return _entity(row)
         with self._session(session, read_only=True) as s:
             return self._row(s, job_id).to_entity()
 
     def list(self, state: JobState | str | Iterable[JobState | str] | None = None, user: str | None = None,
              limit: int | None = None, *, session: Session | None = None) -> list[JobRecord]:
         """Jobs newest first, optionally only in ``state`` (one or several) and/or of ``user``."""
-        query = select(SqlJob).order_by(SqlJob.submitted_at.desc(), SqlJob.id.desc())
+        query = _SELECT_JOBS.order_by(_JOBS.c.submitted_at.desc(), _JOBS.c.id.desc())
         if state is not None:
             states = [state] if isinstance(state, str) else state
-            query = query.where(SqlJob.state.in_([_state(x).value for x in states]))
+            query = query.where(_JOBS.c.state.in_([_state(x).value for x in states]))
         if user is not None:
-            query = query.where(SqlJob.user == user)
+            query = query.where(_JOBS.c.user == user)
         if limit is not None:
             if not isinstance(limit, int) or limit < 0:
                 raise InvalidParameter(f"limit must be a non-negative integer, got {limit!r}")
             query = query.limit(limit)
-        with self._session(session, read_only=True) as s:
-            return [row.to_entity() for row in s.scalars(query)]
+        if session is None:  # Core rows, not ORM objects: about 3x less CPU per job listed
+            with reader(self._engine).connect() as conn:
+                return [_entity(row) for row in conn.execute(query)]
+        session.flush()  # what the caller's session changed is seen, as an ORM query would autoflush
+        return [_entity(row) for row in session.connection().execute(query)]
 
     def non_terminal(self, *, session: Session | None = None) -> list[JobRecord]:
         """Jobs not yet finished, oldest first: what the dispatcher puts back after Redis is wiped."""
@@ -175,6 +193,14 @@ class JobRecords:
         if row is None:
             raise NotFound(f"no job with id {job_id!r}")
         return row
+
+
+def _entity(row) -> JobRecord:
+    """A JobRecord from a Core row of the jobs table (the same fields as ``SqlJob.to_entity``)."""
+    return JobRecord(id=row.id, name=row.name, kind=row.kind, user=row.user, spec_json=row.spec, priority=row.priority,
+                     state=JobState(row.state), attempt=row.attempt, max_retries=row.max_retries,
+                     submitted_at=row.submitted_at, started_at=row.started_at, finished_at=row.finished_at,
+                     error=row.error, metrics=row.metrics, result=row.result, checkpoint_uri=row.checkpoint_uri)
 
 
 def _state(value: JobState | str) -> JobState:

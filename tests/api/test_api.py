@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 
 import pytest
 import redis
 import requests
 
+from services.api.auth import VERIFIED_S
 from services.registry import Database
 from shared import keys
 from tests.api.conftest import (KILN, create_tokens, make_settings, register_cnn, register_word2vec, running_server,
@@ -80,6 +82,10 @@ def test_tokens_cli_prints_the_token_alone_on_its_last_line_and_stores_only_a_ha
 
     revoked = subprocess.run([KILN, "tokens", "revoke", "--user", "carol"], env=env, capture_output=True, text=True)
     assert revoked.returncode == 0 and "revoked 1 token" in revoked.stdout
+    # the server takes a token it found active as active for at most VERIFIED_S (1 s) more
+    deadline = time.monotonic() + VERIFIED_S + 5
+    while api.get("/api/jobs", token=token).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
     one_line_error(api.get("/api/jobs", token=token), 401, "UNAUTHENTICATED")
 
     bad = subprocess.run([KILN, "tokens", "create", "--user", "no/slash"], env=env, capture_output=True, text=True)
