@@ -148,9 +148,9 @@ class Word2VecJob:
 
     @staticmethod
     def backend(spec) -> str:
-        """The kernel a job's workers train with: the PyTorch kernel on the GPU when the job asks for GPUs,
+        """The kernel a job's workers train with: the Triton kernel on the GPU when the job asks for GPUs,
         else the compiled CPU kernel."""
-        return "torch-cuda" if spec.resources.gpus_per_worker > 0 else "numba"
+        return "triton-cuda" if spec.resources.gpus_per_worker > 0 else "numba"
 
     # -- prepare ----------------------------------------------------------------------------------
     def _reader_opts(self) -> dict:

@@ -35,8 +35,9 @@ CHUNK_WORDS = 50_000
 THREAD_CHUNK_WORDS = 10_000
 """Tokens a thread claims at a time when several share a worker: small, so that at the end of a round
 (the one barrier) no thread waits long for the others' last chunk."""
-BACKENDS = ("numba", "torch-cpu", "torch-cuda")
-"""numba: the compiled CPU kernel (kernel.py); torch-*: the PyTorch HogBatch kernel (gpu_kernel.py) on that device."""
+BACKENDS = ("numba", "triton-cuda", "triton-cpu")
+"""numba: the compiled CPU kernel (kernel.py); triton-cuda: the Triton GPU kernel (triton_kernel.py, driven by
+gpu_backend.py); triton-cpu: the same kernel under Triton's interpreter (TRITON_INTERPRET=1, tests only)."""
 
 
 def _mix(*parts: int) -> int:
@@ -83,27 +84,31 @@ class Word2VecTrainer:
 
     ``backend``: one of BACKENDS; ``threads``: Hogwild threads of the numba backend; ``chunk_words``: tokens
     a thread trains per kernel call (CHUNK_WORDS on one thread, THREAD_CHUNK_WORDS on several);
-    ``batch_centres``: centre words per SGD step of the torch kernel.
+    ``gpu_options``: keyword options of ``gpu_backend.GpuWord2Vec`` (programs, capacity_bytes, num_warps, sg_loop).
     """
 
     def __init__(self, params: Word2VecParams, vocab: Vocab, seed: int = 1, *, backend: str = "numba",
-                 threads: int = 1, chunk_words: int | None = None, batch_centres: int = 1024):
+                 threads: int = 1, chunk_words: int | None = None, gpu_options: dict | None = None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
         self.params, self.vocab, self.seed = params, vocab, int(seed)
         self.backend = backend
         self.threads = max(1, int(threads)) if backend == "numba" else 1
-        self.chunk_words = int(chunk_words or (CHUNK_WORDS if self.threads == 1 else THREAD_CHUNK_WORDS))
+        gpu = backend.startswith("triton")
+        if gpu:
+            from workers.word2vec.gpu_backend import GPU_CHUNK_WORDS  # torch and triton only when asked for
+        self.chunk_words = int(chunk_words or (GPU_CHUNK_WORDS if gpu else CHUNK_WORDS if self.threads == 1
+                                               else THREAD_CHUNK_WORDS))
         self.tables = KernelTables(vocab.counts, ns_exponent=params.ns_exponent, sample=params.sample)
         syn0, syn1neg = init_vectors(len(vocab), params.dim, self.seed)
-        self._torch = None
-        if backend.startswith("torch"):
-            from workers.word2vec.gpu_kernel import TorchHogBatch  # torch only when asked for
+        self._gpu = None  # a GPU backend: weights, tables and corpus on its device
+        if gpu:
+            from workers.word2vec.gpu_backend import GpuWord2Vec
 
-            self._torch = TorchHogBatch(syn0, syn1neg, cum=self.tables.cum, keep=self.tables.keep,
-                                        sample=self.tables.sample, sg=params.sg, window=params.window,
-                                        negative=params.negative, cbow_mean=params.cbow_mean,
-                                        device=backend.removeprefix("torch-"), batch_centres=batch_centres)
+            self._gpu = GpuWord2Vec(syn0, syn1neg, keep=self.tables.keep, neg_threshold=self.tables.neg_threshold,
+                                    neg_alias=self.tables.neg_alias, sample=self.tables.sample, sg=params.sg,
+                                    window=params.window, negative=params.negative, cbow_mean=params.cbow_mean,
+                                    device=backend.removeprefix("triton-"), **(gpu_options or {}))
         else:
             self._syn0, self._syn1neg = syn0, syn1neg
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="w2v") if self.threads > 1 else None
@@ -122,6 +127,8 @@ class Word2VecTrainer:
         """Train on these encoded arrays (int32 ids, sentences closed by -1); returns words per epoch."""
         self.arrays = [a if a.dtype == np.int32 else a.astype(np.int32) for a in arrays]
         self.epoch_words = sum(count_words(a) for a in self.arrays)
+        if self._gpu:
+            self._gpu.attach(self.arrays)  # the whole share on the device (fails naming the sizes if it cannot)
         if self.epoch_words == 0:
             self.epoch = self.params.epochs  # nothing to train: finished at once
         self._normalise()
@@ -152,19 +159,19 @@ class Word2VecTrainer:
 
     @property
     def syn0(self) -> np.ndarray:
-        """Input vectors (the word vectors), vocab x dim float32 (a host copy for the torch backend)."""
-        return self._torch.arrays()[0] if self._torch else self._syn0
+        """Input vectors (the word vectors), vocab x dim float32 (a host copy for a GPU backend)."""
+        return self._gpu.arrays()[0] if self._gpu else self._syn0
 
     @property
     def syn1neg(self) -> np.ndarray:
-        return self._torch.arrays()[1] if self._torch else self._syn1neg
+        return self._gpu.arrays()[1] if self._gpu else self._syn1neg
 
     def get_rows(self, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Copies of rows ``idx`` (all rows when None) of (syn0, syn1neg)."""
         if idx is None:
             return self.syn0.copy(), self.syn1neg.copy()
-        if self._torch:
-            return self._torch.get_rows(idx)
+        if self._gpu:
+            return self._gpu.get_rows(idx)
         idx = np.asarray(idx, dtype=np.int64)
         return self._syn0[idx], self._syn1neg[idx]
 
@@ -172,8 +179,8 @@ class Word2VecTrainer:
         """Overwrite rows ``idx`` (all rows when None) of (syn0, syn1neg)."""
         if idx is None:
             idx = np.arange(len(self.vocab), dtype=np.int64)
-        if self._torch:
-            return self._torch.set_rows(idx, syn0_rows, syn1_rows)
+        if self._gpu:
+            return self._gpu.set_rows(idx, syn0_rows, syn1_rows)
         idx = np.asarray(idx, dtype=np.int64)
         self._syn0[idx] = syn0_rows
         self._syn1neg[idx] = syn1_rows
@@ -181,8 +188,8 @@ class Word2VecTrainer:
     def use_arrays(self, syn0: np.ndarray, syn1neg: np.ndarray, *, copy: bool = True) -> None:
         """Train in the given float32 arrays from now on (e.g. shared memory that other workers on the
         node train in too, Hogwild style); with ``copy`` the current weights are copied into them first."""
-        if self._torch:
-            raise ValueError("the torch backend keeps its weights on its device; it cannot share host arrays")
+        if self._gpu:
+            raise ValueError("a GPU backend keeps its weights on its device; it cannot share host arrays")
         if syn0.shape != self._syn0.shape or syn1neg.shape != self._syn1neg.shape:
             raise ValueError("shared arrays do not match the model's shape")
         if copy:
@@ -192,8 +199,8 @@ class Word2VecTrainer:
 
     def nonfinite(self) -> list[str]:
         """Names of the weight arrays holding NaN or inf (empty when all is finite)."""
-        if self._torch:
-            return self._torch.nonfinite()
+        if self._gpu:
+            return self._gpu.nonfinite()
         return [name for name, a in (("syn0", self._syn0), ("syn1neg", self._syn1neg)) if not np.isfinite(a).all()]
 
     def model(self) -> Word2VecModel:
@@ -227,8 +234,8 @@ class Word2VecTrainer:
                      / max(plan.global_total, 1))
 
     def _train_chunk(self, ids, start, end, lr0, lr1, seed) -> tuple[int, float, int]:
-        if self._torch:
-            return self._torch.train_chunk(ids, start, end, lr0, lr1, seed)
+        if self._gpu:
+            return self._gpu.train_chunk(ids, start, end, lr0, lr1, seed)
         p = self.params
         return train_range(self._syn0, self._syn1neg, ids, start, end, self.tables, sg=p.sg, window=p.window,
                            negative=p.negative, cbow_mean=p.cbow_mean, lr_start=lr0, lr_end=lr1, seed=seed)
