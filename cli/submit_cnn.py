@@ -28,7 +28,7 @@ def cnn() -> click.Command:
         batches, an image folder (one sub-folder per class), an .npz with x and y, or `digits`.
 
         Unset hyperparameters take the architecture's recipe (LeNet-5 for grayscale images, ResNet-20 for
-        colour); --augment takes a comma list (shift,crop,flip or none). Without --test (or a test split in
+        colour); --augment takes a comma list (shift,affine,crop,flip or none). Without --test (or a test split in
         the dataset), --val-split of the images is held out and gives the test metrics."""
         from services.vision import validate_cnn  # noqa: PLC0415
         from shared.config import get_settings  # noqa: PLC0415

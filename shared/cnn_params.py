@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-AUGMENTS = ("shift", "crop", "flip")
+AUGMENTS = ("shift", "affine", "crop", "flip")
 DATASET_FORMATS = ("auto", "idx", "cifar", "folder", "npz", "digits")
 
 
@@ -28,7 +28,7 @@ class CnnParams(BaseModel):
     optimizer: Literal["sgd", "adamw"] | None = Field(None, description="sgd (Nesterov momentum) or adamw")
     weight_decay: float | None = Field(None, ge=0.0, le=1.0, description="L2 (sgd) / decoupled (adamw) weight decay")
     label_smoothing: float | None = Field(None, ge=0.0, lt=1.0, description="cross-entropy label smoothing")
-    augment: list[str] | None = Field(None, description="comma list of shift, crop, flip, or none (default: the recipe's)")
+    augment: list[str] | None = Field(None, description="comma list of shift, affine (small rotations and scalings), crop, flip, or none (default: the recipe's)")
     image_size: int | None = Field(None, ge=1, le=4096, description="resize images to NxN (default: from the data)")
     val_split: float = Field(0.1, gt=0.0, lt=1.0, description="held-out fraction when no test set is given")
     weights: str | None = Field(None, description="a local safetensors file to start from")

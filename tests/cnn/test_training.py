@@ -29,7 +29,7 @@ def cnn_spec(**params):
 def test_defaults_resolve_to_the_lenet_recipe():
     p = cnn_spec().params
     assert (p.arch, p.image_size, p.optimizer, p.lr, p.epochs, p.label_smoothing, p.augment) == \
-        ("lenet5", 16, "sgd", 0.1, 50, 0.1, ["shift"])
+        ("lenet5", 16, "sgd", 0.1, 50, 0.1, ["shift", "affine"])
     assert cnn_spec(arch="resnet", image_size=8).params.depth == 20
     with pytest.raises(InvalidParameter, match="unknown architecture 'lenet7'"):
         cnn_spec(arch="lenet7")

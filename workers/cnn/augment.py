@@ -1,11 +1,18 @@
-"""Data augmentation done on whole batches of tensors (on the training device): random shifts, random
-crops (reflect-padded shifts) and horizontal flips. One random generator per call keeps runs seeded."""
+"""Data augmentation done on whole batches of tensors (on the training device): random shifts, small
+random rotations and scalings ("affine"), random crops (reflect-padded shifts) and horizontal flips. One
+random generator per call keeps runs seeded."""
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
-AUGMENTS = ("shift", "crop", "flip")
+AUGMENTS = ("shift", "affine", "crop", "flip")
+AFFINE_DEGREES = 10.0
+"""``affine``: each image rotated by a random angle in [-10, 10] degrees ..."""
+AFFINE_SCALE = 0.1
+"""... and scaled by a random factor in [0.9, 1.1] (with ``shift``, moved as well, in the same warp)."""
 
 
 def random_translate(x: torch.Tensor, max_px: int, gen: torch.Generator, mode: str = "constant") -> torch.Tensor:
@@ -24,6 +31,23 @@ def random_translate(x: torch.Tensor, max_px: int, gen: torch.Generator, mode: s
     return padded[batch, chan, rows, cols]
 
 
+def random_affine(x: torch.Tensor, max_px: int, gen: torch.Generator, degrees: float = AFFINE_DEGREES,
+                  scale: float = AFFINE_SCALE) -> torch.Tensor:
+    """Rotate, scale and shift each image of ``x`` (N, C, H, W) by its own random amounts (up to ``degrees``,
+    ``scale`` and ``max_px`` whole pixels) in one bilinear warp about the centre. Pixels that come in from
+    outside take each image's darkest value (the background of digit-like data)."""
+    n, _, h, w = x.shape
+    angle = (torch.rand(n, generator=gen) * 2 - 1) * math.radians(degrees)
+    factor = 1 + (torch.rand(n, generator=gen) * 2 - 1) * scale
+    tx = torch.randint(-max_px, max_px + 1, (n,), generator=gen).float() * 2 / w
+    ty = torch.randint(-max_px, max_px + 1, (n,), generator=gen).float() * 2 / h
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.device, x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    background = x.amin(dim=(1, 2, 3), keepdim=True)
+    return F.grid_sample(x - background, grid, mode="bilinear", padding_mode="zeros", align_corners=False) + background
+
+
 def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mirror a random half of the images left-right."""
     mask = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device)[:, None, None, None]
@@ -32,7 +56,9 @@ def random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 def apply(x: torch.Tensor, augment: tuple[str, ...], *, shift_px: int, gen: torch.Generator) -> torch.Tensor:
     """The augmentations named in ``augment`` applied to a normalised float batch (N, C, H, W)."""
-    if "shift" in augment:
+    if "affine" in augment:  # the shift, if asked for, is part of the same warp
+        x = random_affine(x, shift_px if "shift" in augment else 0, gen)
+    elif "shift" in augment:
         x = random_translate(x, shift_px, gen, "constant")
     if "crop" in augment:
         x = random_translate(x, max(1, x.shape[-1] // 8), gen, "reflect")
