@@ -173,6 +173,9 @@ class EmbeddedRay(Part):
     def start(self) -> None:
         env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(self.token_path),
                "RAY_USAGE_STATS_ENABLED": "0",
+               # Training actors at the priority of other processes: Ray's default niceness 15 for its workers
+               # gave a CNN job's actor a fraction of the plain loop's CPU on a busy machine (BENCHMARKS.md, CNN).
+               "RAY_worker_niceness": "0",
                # On SIGTERM stop at once: Ray would otherwise wait 30 s for the detached dispatcher to "drain".
                "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
         env.pop("RAY_AUTH_TOKEN", None)

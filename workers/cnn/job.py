@@ -120,9 +120,9 @@ class CnnJob:
             def named(k: int) -> dict:
                 return {"name": self.worker_name(ctx.job_id, ctx.attempt, k), "namespace": ns} if ns else {}
 
-            # max_concurrency 2: ``progress`` is read while ``run_epoch`` runs
-            handles = [actor.options(**ctx.worker_options(k), max_restarts=0, max_concurrency=2, **named(k))
-                       .remote(k, *args) for k in range(n)]
+            # one thread per actor: progress comes out of the epoch's stream (CnnWorker.epoch_stream)
+            handles = [actor.options(**ctx.worker_options(k), max_restarts=0, **named(k)).remote(k, *args)
+                       for k in range(n)]
             self.workers = _Workers(handles, remote=True)
         else:
             if n > 1:
@@ -168,8 +168,15 @@ class CnnJob:
             ctx.log(f"--weights: copied {copied} tensors, skipped {skipped} (names or shapes differ)")
         if resume:
             ctx.log(f"resuming from the checkpoint of epoch {self.state['epoch']}")
-        ctx.report({"phase": "training", "placement": [{"worker": k, "node_id": a[3], "node_ip": a[0], "device": a[2]}
-                                                        for k, a in enumerate(addresses)]})
+        runtimes = w.each("runtime")
+        niced = sorted({rt["nice"] for rt in runtimes if rt["nice"] > 0})
+        if niced:
+            ctx.log(f"the workers run at niceness {', '.join(map(str, niced))} (Ray's worker_niceness): on a busy node "
+                    "they get less CPU than other processes; kiln's own Ray head sets RAY_worker_niceness=0",
+                    level="WARNING")
+        ctx.report({"phase": "training", "placement": [
+            {"worker": k, "node_id": a[3], "node_ip": a[0], "device": a[2], "threads": rt["threads"], "nice": rt["nice"]}
+            for k, (a, rt) in enumerate(zip(addresses, runtimes))]})
 
     # -- train -------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -178,25 +185,23 @@ class CnnJob:
         last_checkpoint = time.monotonic()
         for epoch in range(self.state["epoch"], epochs):
             t0 = time.perf_counter()
-            refs = [w.call(k, "run_epoch") for k in range(len(w))]
-            if w.remote:
-                self._wait_reporting(refs, epoch, t0)
-            r = w.get(refs)[0]
+            r = self._epoch_streaming(epoch, t0) if w.remote else w.call(0, "run_epoch", True)
             bad = None if math.isfinite(r["loss"]) else f"the loss is {r['loss']}"
-            if bad is None and not w.get(w.call(0, "weights_finite")):
+            if bad is None and not r["finite"]:
                 bad = "the weights hold non-finite values"
             if bad:
                 raise TrainingError(f"training diverged at epoch {epoch + 1} (peak learning rate {p.lr:g}): {bad}; "
                                     "nothing was registered (try a lower --lr)")
-            ev = w.get(w.call(0, "evaluate"))
+            ev = r["evaluation"]
             seconds = time.perf_counter() - t0
             self.train_s += r["seconds"]
             self.images += r["images"]
             self.last_loss = r["loss"]
             entry = {"epoch": epoch + 1, "loss": r["loss"], "val_accuracy": ev["accuracy"],
-                     "images_per_s": r["images"] / max(r["seconds"], 1e-9)}
+                     "images_per_s": r["images"] / max(r["seconds"], 1e-9),
+                     "cpu_s_per_1k_images": 1000 * r["cpu_seconds"] / max(r["images"], 1)}
             self.state["history"].append(entry)
-            w.get(w.call(0, "record_history", entry))
+            w.call(0, "record_history", entry)  # not waited for: the actor runs its calls in order
             done = epoch + 1
             checkpoint = None
             if done == epochs or time.monotonic() - last_checkpoint >= self.spec.checkpoint_interval_s:
@@ -211,24 +216,28 @@ class CnnJob:
             ctx.log(f"epoch {done}/{epochs}: loss {r['loss']:.4f}, held-out accuracy {ev['accuracy']:.4f}, "
                     f"{entry['images_per_s']:.0f} images/s")
 
-    def _wait_reporting(self, refs, epoch: int, t0: float) -> None:
-        """Wait for an epoch, reporting progress, images/s and ETA from rank 0's step counter."""
+    def _epoch_streaming(self, epoch: int, t0: float) -> dict:
+        """One epoch on every actor, reporting progress, images/s and ETA from rank 0's stream; rank 0's
+        result (every rank's stream is read to its end, so a failed rank raises here)."""
         import ray  # noqa: PLC0415
 
         epochs, w = self.p.epochs, self.workers
-        while True:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=REPORT_EVERY_S)
-            if len(ready) == len(refs):
-                return
-            done, total = ray.get(w.call(0, "progress"))
-            if total:
-                el = time.perf_counter() - t0
-                frac = done / total
-                rate = done * self.p.batch_size / max(el, 1e-9)
-                per_epoch = el / max(frac, 1e-9)
-                self.ctx.report({"progress": (epoch + frac) / epochs, "epoch": epoch + 1, "epochs": epochs,
-                                 "throughput": rate, "throughput_unit": "images/s",
-                                 "eta_s": per_epoch * (epochs - epoch - frac)})
+        streams = [h.epoch_stream.options(num_returns="streaming").remote(REPORT_EVERY_S, True) for h in w.handles]
+        result = None
+        for ref in streams[0]:
+            item = ray.get(ref)
+            if "progress" not in item:
+                result = item
+                continue
+            done, total = item["progress"]
+            el = time.perf_counter() - t0
+            frac = done / total
+            self.ctx.report({"progress": (epoch + frac) / epochs, "epoch": epoch + 1, "epochs": epochs,
+                             "throughput": done * self.p.batch_size / max(el, 1e-9), "throughput_unit": "images/s",
+                             "eta_s": el / max(frac, 1e-9) * (epochs - epoch - frac)})
+        for stream in streams[1:]:
+            ray.get(list(stream))
+        return result
 
     # -- finalize ----------------------------------------------------------------------------------
     def finalize(self) -> TrainResult:

@@ -115,6 +115,20 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Device
 
     ``on_step(done_steps, total_steps)`` is called every few steps (progress reports). Returns
     {"loss": mean training loss on this rank, "images": images this rank trained on, "seconds": ...}."""
+    steps = train_epoch_steps(model, opt, data, cfg, state, rank=rank, world=world)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as end:
+            return end.value
+        if on_step is not None:
+            on_step(done, total)
+
+
+def train_epoch_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: DeviceData, cfg: TrainConfig,
+                      state: LoopState, *, rank: int = 0, world: int = 1, every: int = 10):
+    """``train_epoch`` as a generator: yields (steps done, steps) every ``every`` steps and returns
+    ``train_epoch``'s result (so a caller can hand progress out between steps without a second thread)."""
     device = data.x.device
     n = len(data)
     gbs = min(cfg.batch_size, n)
@@ -143,8 +157,8 @@ def train_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, data: Device
         opt.step()
         loss_sum += loss.detach()
         state.step += 1
-        if on_step is not None and (s + 1) % 10 == 0:
-            on_step(s + 1, steps)
+        if (s + 1) % every == 0:
+            yield s + 1, steps
     state.epoch += 1
     return {"loss": float(loss_sum) / steps, "images": steps * per, "seconds": time.perf_counter() - t0}
 

@@ -8,7 +8,6 @@ worker the same loop runs without DDP. Rank 0 evaluates, writes checkpoints and 
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import torch
 
 from workers.cnn import checkpoint as ckpt_io
 from workers.cnn import prepare
-from workers.cnn.loop import DeviceData, LoopState, TrainConfig, make_optimizer, predict, steps_per_epoch, train_epoch
+from workers.cnn.loop import (DeviceData, LoopState, TrainConfig, make_optimizer, predict, steps_per_epoch,
+                              train_epoch_steps)
 from workers.cnn.models import build_model, load_weights_file
 from workers.contract import Checkpoint
 
@@ -37,8 +37,6 @@ class CnnWorker:
         self.model = self.ddp = self.opt = None
         self.train_data = self.heldout = None
         self.state = LoopState()
-        self._steps = (0, 0)
-        self._lock = threading.Lock()
 
     # -- where it runs ------------------------------------------------------------------------------
     def address(self) -> tuple[str, int, str, str]:
@@ -57,6 +55,15 @@ class CnnWorker:
         import os  # noqa: PLC0415
 
         return os.getpid()
+
+    def runtime(self) -> dict:
+        """What this worker trains with: torch's intra-op and inter-op threads and the process's niceness
+        (Ray starts its workers at niceness 15 unless the cluster sets RAY_worker_niceness: a busy node
+        then gives them a fraction of the CPU that other processes get)."""
+        import os  # noqa: PLC0415
+
+        return {"pid": os.getpid(), "threads": torch.get_num_threads(),
+                "interop_threads": torch.get_num_interop_threads(), "nice": os.nice(0)}
 
     # -- data preparation (a shard of an image folder) -----------------------------------------------
     def decode_rows(self, images_path: str, files: list[str], start: int, stop: int, shape: list[int]) -> int:
@@ -99,33 +106,47 @@ class CnnWorker:
                 "weights": loaded, "steps_per_epoch": steps_per_epoch(len(self.train_data), self.cfg.batch_size)}
 
     # -- training --------------------------------------------------------------------------------------
-    def run_epoch(self) -> dict:
+    def run_epoch(self, evaluate: bool = False) -> dict:
         """One epoch (all ranks call it together). Returns the loss averaged over ranks, the images all
-        ranks trained on, and the seconds it took."""
-        def on_step(done, total):
-            with self._lock:
-                self._steps = (done, total)
+        ranks trained on, the seconds it took, and the CPU seconds all ranks' processes spent on it; with
+        ``evaluate``, rank 0 adds "finite" (are the weights finite) and "evaluation" (``evaluate()``) in
+        the same call (one round trip per epoch for a Ray actor)."""
+        *_, result = self.epoch_stream(None, evaluate)
+        return result
 
-        t0 = time.perf_counter()
-        out = train_epoch(self.ddp, self.opt, self.train_data, self.cfg, self.state, rank=self.rank,
-                          world=self.world, on_step=on_step)
+    def epoch_stream(self, report_every_s: float | None, evaluate: bool = False):
+        """``run_epoch`` as a generator (a Ray streaming-generator method in a job): rank 0 yields
+        {"progress": (steps done, steps)} at most every ``report_every_s`` seconds while it trains, then
+        every rank yields ``run_epoch``'s result. The driver reads progress from the stream, so the actor
+        needs no second thread (a threaded actor's training thread took ~7% more CPU per image)."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        steps = train_epoch_steps(self.ddp, self.opt, self.train_data, self.cfg, self.state, rank=self.rank,
+                                  world=self.world)
+        last = t0
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as end:
+                out = end.value
+                break
+            if report_every_s is not None and self.rank == 0 and time.perf_counter() - last >= report_every_s:
+                last = time.perf_counter()
+                yield {"progress": (done, total)}
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        loss = torch.tensor([out["loss"], float(out["images"])], dtype=torch.float64)
+        cpu = time.process_time() - c0  # this process's CPU time (all its threads): robust to others' load
+        loss = torch.tensor([out["loss"], float(out["images"]), cpu], dtype=torch.float64)
         if self.world > 1:
             import torch.distributed as dist  # noqa: PLC0415
 
             dist.all_reduce(loss)
             loss[0] /= self.world
-        with self._lock:
-            self._steps = (0, 0)
-        return {"epoch": self.state.epoch, "loss": float(loss[0]), "images": int(loss[1]),
-                "seconds": time.perf_counter() - t0}
-
-    def progress(self) -> tuple[int, int]:
-        """(steps done, steps) of the epoch under way: read while ``run_epoch`` runs (a second actor thread)."""
-        with self._lock:
-            return self._steps
+        result = {"epoch": self.state.epoch, "loss": float(loss[0]), "images": int(loss[1]),
+                  "seconds": time.perf_counter() - t0, "cpu_seconds": float(loss[2])}
+        if evaluate and self.rank == 0:
+            result["finite"] = self.weights_finite()
+            result["evaluation"] = self.evaluate() if result["finite"] else None
+        yield result
 
     def evaluate(self) -> dict:
         """Rank 0: accuracy on the held-out images and the predictions."""
