@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from shared.config import get_settings
-
 
 @lru_cache(maxsize=1)
 def backends(start_stack: bool = False):
     """Backends for the resolved settings; with ``start_stack`` the embedded stack is started if needed."""
     from services import stack  # noqa: PLC0415
     from services.backends import Backends  # noqa: PLC0415
+    from shared.config import get_settings  # noqa: PLC0415 - a client of a server needs no settings of its own
 
     settings = get_settings()
     if start_stack:
@@ -57,11 +56,12 @@ def model_reader():
 
 
 def job_writer(start_stack: bool = False, *, local: bool = True):
-    """What `kiln submit` / `cancel` / `retry` act through: the server named by KILN_URL (the caller has no
-    store of their own), else the JobService (None instead with ``local=False``)."""
+    """What `kiln submit` / `cancel` / `retry` act through: the server named by KILN_URL, or the embedded
+    stack's server when it answers (its jobs are the local user's either way: `kiln up` wrote that user's
+    token), else the JobService (None instead with ``local=False``)."""
     from cli.http_client import RemoteJobs, find_server  # noqa: PLC0415
 
     server = find_server()
-    if server is None or not server.explicit:
+    if server is None:
         return job_service(start_stack) if local else None
     return RemoteJobs(server, lambda: job_service(start_stack))

@@ -15,6 +15,9 @@ from urllib.parse import quote, urlencode, urlsplit
 from shared import errors
 
 TIMEOUT_S = 30.0
+FLAGS_HEADER = "X-Kiln-Flags"
+"""Sent with a spec built from `kiln submit` flags: the server's messages then name the flags (--min-count),
+not the spec keys (min_count), as the local path does."""
 _ERRORS = {
     "RESOURCE_DOES_NOT_EXIST": errors.NotFound,
     "RESOURCE_ALREADY_EXISTS": errors.AlreadyExists,
@@ -27,6 +30,10 @@ _ERRORS = {
     "PAYLOAD_TOO_LARGE": errors.UserError,
     "SERVICE_UNAVAILABLE": errors.Unavailable,
 }
+
+
+class NotConnected(errors.Unavailable):
+    """The server refused the connection: the request was not sent (so it may be made another way)."""
 
 
 class KilnServer:
@@ -47,7 +54,8 @@ class KilnServer:
             self._conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
         return self._conn
 
-    def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None) -> object:
+    def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
+                extra_headers: dict | None = None) -> object:
         """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone."""
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
         headers = {"Accept": "application/json"}
@@ -60,9 +68,11 @@ class KilnServer:
         try:
             conn = self._connection()
             conn.request(method, urlsplit(self.url).path + path + (f"?{query}" if query else ""), body=data,
-                         headers=headers)
+                         headers={**headers, **(extra_headers or {})})
             resp = conn.getresponse()
             body = resp.read()
+        except ConnectionRefusedError as e:  # nothing was sent: the caller may do it another way
+            raise NotConnected(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
         except OSError as e:
             raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
         try:
@@ -186,15 +196,29 @@ class RemoteJobs:
                 return view
             time.sleep(poll_s)
 
-    def submit(self, data: dict) -> dict:
-        """Submit a spec (paths made absolute against this folder: the server reads them on its side)."""
-        return self.server.request("POST", "/api/jobs", body=absolute_paths(data))
+    def _act(self, method: str, path: str, fallback, **kw):
+        """A change through the server; when the embedded stack's server refused the connection (it is
+        going down), through the local JobService instead. Never after a request was sent: a submit
+        must not be made twice."""
+        try:
+            return self.server.request(method, path, **kw)
+        except NotConnected:
+            if self.server.explicit:
+                raise
+            return fallback(self.local())
+
+    def submit(self, data: dict, *, flags: bool = False) -> dict:
+        """Submit a spec (paths made absolute against this folder: the server reads them on its side).
+        ``flags``: the spec was built from command-line flags, and messages name them (as the local path)."""
+        data = absolute_paths(data)
+        return self._act("POST", "/api/jobs", lambda svc: svc.submit(data), body=data,
+                         extra_headers={FLAGS_HEADER: "1"} if flags else None)
 
     def cancel(self, job_id: str) -> dict:
-        return self.server.request("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel")
+        return self._act("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel", lambda svc: svc.cancel(job_id))
 
     def retry(self, job_id: str) -> dict:
-        return self.server.request("POST", f"/api/jobs/{quote(job_id, safe='')}/retry")
+        return self._act("POST", f"/api/jobs/{quote(job_id, safe='')}/retry", lambda svc: svc.retry(job_id))
 
     def logs(self, job_id: str, *, follow: bool = False):
         """Log entries ({"t", "level", "msg"}); with ``follow`` the live stream until the job ends."""
@@ -214,8 +238,8 @@ class RemoteJobs:
 
 
 class RemoteModels:
-    """``kiln models list --json`` and ``kiln models show`` over HTTP: the same dicts as ModelService's
-    ``list(query)`` and ``show(ref)`` (the server builds the query from the same flags)."""
+    """``kiln models list``, ``show``, ``alias``, ``tag``, ``similar`` and ``analogy`` over HTTP: the same
+    answers as ModelService's (the server builds the query from the same flags)."""
 
     def __init__(self, server: KilnServer, local):
         self.server = server
@@ -239,6 +263,47 @@ class RemoteModels:
 
     def show(self, ref: str) -> dict:
         return self._get(f"/api/models/{quote(ref, safe='')}", lambda svc: svc.show(ref))
+
+    # -- changes and queries (the server reads the model files; the client needs no store) --------
+    def _act(self, method: str, path: str, fallback, **kw):
+        try:
+            return self.server.request(method, path, **kw)
+        except NotConnected:
+            if self.server.explicit:
+                raise
+            return fallback(self.local())
+
+    def set_alias(self, ref: str, alias: str) -> dict:
+        """{"name", "version", ...} of the version NAME@ALIAS now names."""
+        return self._act("POST", f"/api/models/{quote(ref, safe='')}/aliases",
+                         lambda svc: svc.set_alias(ref, alias).to_dict(), body={"alias": alias})
+
+    def delete_alias(self, ref: str, alias: str) -> int:
+        """The version the removed alias named."""
+        return self._act("DELETE", f"/api/models/{quote(ref, safe='')}/aliases/{quote(alias, safe='')}",
+                         lambda svc: {"version": svc.delete_alias(ref, alias)})["version"]
+
+    def set_tags(self, ref: str, tags: dict) -> None:
+        self._act("POST", f"/api/models/{quote(ref, safe='')}/tags", lambda svc: svc.set_tags(ref, tags),
+                  body={"tags": tags})
+
+    def delete_tags(self, ref: str, keys: list) -> None:
+        for key in keys:
+            self._act("DELETE", f"/api/models/{quote(ref, safe='')}/tags/{quote(key, safe='')}",
+                      lambda svc, key=key: svc.delete_tags(ref, [key]))
+
+    def similar(self, ref: str, word: str, top: int) -> list[tuple[str, float]]:
+        """(word, cosine) pairs, as ModelService.similar (cosines as the API gives them: 6 decimals)."""
+        return self._pairs(f"/api/models/{quote(ref, safe='')}/similar", lambda svc: svc.similar(ref, word, top),
+                           word=word, top=top)
+
+    def analogy(self, ref: str, a: str, b: str, c: str, top: int) -> list[tuple[str, float]]:
+        return self._pairs(f"/api/models/{quote(ref, safe='')}/analogy",
+                           lambda svc: svc.analogy(ref, a, b, c, top), a=a, b=b, c=c, top=top)
+
+    def _pairs(self, path: str, fallback, **params):
+        found = self._get(path, lambda svc: [{"word": w, "similarity": s} for w, s in fallback(svc)], **params)
+        return [(d["word"], d["similarity"]) for d in found]
 
 
 def absolute_paths(data: dict) -> dict:

@@ -9,27 +9,83 @@ import sys
 
 import click
 
-from cli.jobs import cancel, gc, jobs, logs, retry, status, watch
-from cli.models import models
-from cli.query import analogy, eval_cmd, similar
-from cli.stack import db, doctor, down, up
-from cli.plot import plot
-from cli.predict import predict
-from cli.serve import serve
-from cli.submit import submit
-from cli.tokens import tokens
 from shared.errors import KilnError
 
+COMMANDS = {
+    "up": "cli.stack:up", "down": "cli.stack:down", "doctor": "cli.stack:doctor", "db": "cli.stack:db",
+    "submit": "cli.submit:submit", "jobs": "cli.jobs:jobs", "status": "cli.jobs:status", "logs": "cli.jobs:logs",
+    "watch": "cli.jobs:watch", "cancel": "cli.jobs:cancel", "retry": "cli.jobs:retry", "gc": "cli.jobs:gc",
+    "models": "cli.models:models", "similar": "cli.query:similar", "analogy": "cli.query:analogy",
+    "eval": "cli.query:eval_cmd", "predict": "cli.predict:predict", "serve": "cli.serve:serve",
+    "tokens": "cli.tokens:tokens", "plot": "cli.plot:plot",
+}
+"""Command name -> "module:attribute". A command's module is imported only when that command runs (or
+``kiln --help`` lists them all): `kiln jobs` does not pay for the imports of `kiln up` or `kiln plot`."""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+def _load(where: str) -> click.Command:
+    import importlib  # noqa: PLC0415
+
+    module, _, attr = where.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class _Commands(dict):
+    """The group's commands, each imported on first use; ``in``, ``[]`` and ``get`` answer for all."""
+
+    def __contains__(self, name) -> bool:
+        return name in COMMANDS or super().__contains__(name)
+
+    def __missing__(self, name):
+        if name not in COMMANDS:
+            raise KeyError(name)
+        self[name] = found = _load(COMMANDS[name])
+        return found
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def _all(self) -> None:
+        for name in COMMANDS:
+            self[name]  # noqa: B018 - loads it
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+
+class _Kiln(click.Group):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.commands = _Commands()
+
+    def list_commands(self, ctx) -> list[str]:
+        return sorted(COMMANDS)
+
+
+@click.group(cls=_Kiln, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kiln", prog_name="kiln")
 def kiln() -> None:
     """kiln: train word2vec and CNN models on a Ray cluster, with a queue and a model registry."""
-
-
-for command in (up, down, doctor, db, submit, jobs, status, logs, watch, cancel, retry, gc, models, similar, analogy,
-                eval_cmd, predict, serve, tokens, plot):
-    kiln.add_command(command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@ Every model is named ``NAME`` (the latest version), ``NAME:VERSION`` or ``NAME@A
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 
 import click
@@ -69,13 +70,17 @@ def list_cmd(kind, name, filters, order_by, desc, limit, all_versions, as_json) 
     """
     from cli.context import model_reader  # noqa: PLC0415
 
-    remote = model_reader() if as_json else None  # the table's columns need the parsed query: read locally
-    if remote is not None:
-        emit_json(remote.list(kind=kind, name=name, filters=filters, order_by=order_by, desc=desc,
-                              limit=limit or DEFAULT_LIMIT, all_versions=all_versions))
-        return
-    query = _query(kind, name, filters, order_by, desc, limit or DEFAULT_LIMIT, all_versions)
-    rows = _svc().list(query)
+    remote = model_reader()
+    if remote is not None:  # the server checks and runs the query; the table needs only its metric keys
+        rows = remote.list(kind=kind, name=name, filters=filters, order_by=order_by, desc=desc,
+                           limit=limit or DEFAULT_LIMIT, all_versions=all_versions)
+        asked = metric_keys(filters, order_by)
+    else:
+        query = _query(kind, name, filters, order_by, desc, limit or DEFAULT_LIMIT, all_versions)
+        rows = _svc().list(query)
+        asked = tuple(f.key for f in query.filters if f.kind == "metric")
+        if query.order is not None and query.order.kind == "metric":
+            asked = (query.order.key, *asked)
     if as_json:
         emit_json(rows)
         return
@@ -85,12 +90,22 @@ def list_cmd(kind, name, filters, order_by, desc, limit, all_versions, as_json) 
         click.echo("no models match" if filters or kind or name else "no models registered")
         return
     keys = ("similarity_spearman", "analogy_accuracy", "accuracy", "words_per_s")
-    asked = tuple(f.key for f in query.filters if f.kind == "metric")
-    if query.order is not None and query.order.kind == "metric":
-        asked = (query.order.key, *asked)
     table(["MODEL", "VERSION", "KIND", "CREATED", "ALIASES", "METRICS"],
           [[r["name"], r["version"], r["kind"], _local_time(r["created_at"]), ",".join(r["aliases"]),
             fmt_metrics(r["metrics"], tuple(dict.fromkeys(asked + keys)))] for r in rows])
+
+
+_METRIC_FILTER = re.compile(r"[ \t]*metric\.([^\s=!<>]{1,250})[ \t]*(?:<=|>=|!=|==|=|<|>)")
+_METRIC_FIELD = re.compile(r"metric\.([^\s=!<>]{1,250})")
+"""The metric keys of ``--filter`` and ``--order-by`` as services/registry/search.py parses them (its
+_FILTER and _FIELD): the thin client's table shows those metrics, without importing the query builder."""
+
+
+def metric_keys(filters, order_by) -> tuple[str, ...]:
+    """The metric keys a (valid) ``kiln models list`` asks about: the --order-by one first, then the filters'."""
+    keys = tuple(m.group(1) for m in (_METRIC_FILTER.match(f) for f in filters) if m)
+    order = _METRIC_FIELD.fullmatch(order_by) if order_by else None
+    return (order.group(1), *keys) if order else keys
 
 
 def list_query(argv: list[str]):
@@ -203,13 +218,17 @@ def lineage(ref: str, as_json: bool) -> None:
 @click.option("--delete", "delete_", is_flag=True, help="remove NAME@ALIAS")
 def alias(ref: str, alias: str, delete_: bool) -> None:
     """Point ALIAS (e.g. production) at a version, moving it if it exists; NAME@ALIAS then names it."""
-    svc = _svc()
+    from cli.context import model_reader  # noqa: PLC0415
+
+    remote = model_reader()  # a server, if there is one (the client may have no store of its own)
+    svc = remote or _svc()
     if delete_:
         version = svc.delete_alias(ref, alias)
         click.echo(f"removed {ref.split(':')[0].split('@')[0]}@{alias} (was version {version})")
         return
     mv = svc.set_alias(ref, alias)
-    click.echo(f"{mv.name}@{alias} -> version {mv.version}")
+    name, version = (mv["name"], mv["version"]) if remote is not None else (mv.name, mv.version)
+    click.echo(f"{name}@{alias} -> version {version}")
 
 
 @models.command()
@@ -226,7 +245,9 @@ def tag(ref: str, pairs: tuple[str, ...], delete_keys: tuple[str, ...]) -> None:
         if not sep or not key:
             raise click.UsageError(f"not a KEY=VALUE pair: {pair!r}")
         tags[key] = value
-    svc = _svc()
+    from cli.context import model_reader  # noqa: PLC0415
+
+    svc = model_reader() or _svc()
     if tags:
         svc.set_tags(ref, tags)
     if delete_keys:

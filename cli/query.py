@@ -12,6 +12,13 @@ def _svc():
     return model_service()
 
 
+def _querier():
+    """The server (it reads the model files; the client needs no store), else the local ModelService."""
+    from cli.context import model_reader  # noqa: PLC0415
+
+    return model_reader() or _svc()
+
+
 def _print_neighbours(pairs, as_json: bool) -> None:
     if as_json:
         emit_json([{"word": w, "similarity": round(float(s), 6)} for w, s in pairs])
@@ -27,7 +34,7 @@ def _print_neighbours(pairs, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def similar(model: str, word: str, top: int, as_json: bool) -> None:
     """The words nearest to WORD (cosine similarity)."""
-    _print_neighbours(_svc().similar(model, word, top), as_json)
+    _print_neighbours(_querier().similar(model, word, top), as_json)
 
 
 @click.command()
@@ -39,7 +46,7 @@ def similar(model: str, word: str, top: int, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def analogy(model: str, a: str, b: str, c: str, top: int, as_json: bool) -> None:
     """A is to B as C is to ? (3CosAdd: nearest to B - A + C)."""
-    _print_neighbours(_svc().analogy(model, a, b, c, top), as_json)
+    _print_neighbours(_querier().analogy(model, a, b, c, top), as_json)
 
 
 @click.command("eval")

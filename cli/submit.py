@@ -104,9 +104,9 @@ def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None
     """Validate ``data`` (messages name CLI flags when ``flags``), start the stack if needed, submit, report."""
     from cli.context import job_writer  # noqa: PLC0415
 
-    remote = job_writer(local=False)  # KILN_URL: the server validates and stores (as the token's user)
+    remote = job_writer(local=False)  # a server (KILN_URL, or the stack's) validates and stores, as the token's user
     if remote is not None:
-        report_submitted(remote, remote.submit(data), follow=follow, as_json=as_json)
+        report_submitted(remote, remote.submit(data, flags=flags), follow=follow, as_json=as_json)
         return
     from services.jobs import validate_offline  # noqa: PLC0415
     from shared.config import get_settings  # noqa: PLC0415

@@ -58,9 +58,6 @@ DB_WAIT_S = 5.0
 """How long one dispatcher round waits for a locked SQLite file (the registry's default is 30 s). Whatever
 it could not write is kept and written on a later round, and the heartbeat (15 s) stays fresh meanwhile."""
 RUNNER_PREFIX = "runner-"
-MISSING_ROW_S = 10.0
-"""A queued id whose SQL row is still missing after this long is dropped from the queue."""
-_NOT_YET = object()
 
 
 @dataclass
@@ -90,7 +87,6 @@ class Dispatcher:
         self.bypassed: dict[str, int] = {}
         self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
-        self._missing: dict[str, float] = {}
         self.view = placement.ClusterView([], [])
         self._cluster_at = 0.0
         self._sql_at = 0.0
@@ -347,11 +343,7 @@ class Dispatcher:
             try:
                 rec = self.b.db.jobs.get(job_id)
             except NotFound:
-                # A submission puts the job on the queue just before its SQL row commits: give the row
-                # time to appear before the id is dropped from the queue.
-                first = self._missing.setdefault(job_id, time.monotonic())
-                return None if time.monotonic() - first > MISSING_ROW_S else _NOT_YET
-            self._missing.pop(job_id, None)
+                return None
             if JobState(rec.state) != JobState.QUEUED:
                 return None
             self._specs[job_id] = (rec.user, JobSpec.model_validate_json(rec.spec_json))
@@ -362,12 +354,9 @@ class Dispatcher:
         ids = queue.ids(limit=500)
         listed = set(ids)  # once: a set per cached spec made a round with 500 queued jobs quadratic
         self._specs = {k: v for k, v in self._specs.items() if k in listed}
-        self._missing = {k: v for k, v in self._missing.items() if k in listed}
         candidates, reasons = [], {}
         for job_id in ids:
             found = self._queued(job_id)
-            if found is _NOT_YET:
-                continue
             if found is None:
                 queue.remove(job_id)
                 continue

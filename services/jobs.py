@@ -14,14 +14,12 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
-from services.backends import Backends
-from services.queue import wake
 from shared import keys
 from shared.errors import InvalidParameter
 from shared.states import JobState
-from shared.status import decode_hash
 
-if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs
+if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs; redis by those that use it
+    from services.backends import Backends
     from shared.specs import JobSpec
 
 
@@ -35,6 +33,17 @@ def _iso(ts: float | datetime | None) -> str | None:
     if isinstance(ts, datetime):
         return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).isoformat()
     return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat()
+
+
+_SQLITE_WRITES = threading.Lock()
+"""SQLite has one writer: this process's submissions take turns here (threads that meet SQLite's own lock
+back off in sleeps of up to 100 ms; queueing here has no such gaps)."""
+
+
+def _sql_writes(db):
+    from contextlib import nullcontext  # noqa: PLC0415
+
+    return _SQLITE_WRITES if db.engine.dialect.name == "sqlite" else nullcontext()
 
 
 LIST_BATCH = 1000
@@ -57,28 +66,47 @@ class JobService:
         return spec
 
     def submit(self, data: dict | JobSpec) -> dict:
-        """Validate, then store and enqueue a job. Returns the job view (see ``get``)."""
+        """Validate, then store and enqueue a job. Returns the job view (see ``get``).
+
+        The SQL row first (committed), then in one Redis round trip the live hash, the first log line,
+        the queue entry, the dispatcher's wake-up and what the view reads back (live part, queue
+        position). If Redis refuses, the row is taken back: the job is stored in both or in neither. So
+        the SQL write transaction is never held open across a Redis round trip (on SQLite, one writer,
+        a server's submissions take turns for about a millisecond each), the dispatcher never sees a
+        queued id before its row, and a process that dies between the two leaves a QUEUED row that the
+        dispatcher puts back on the queue (``_restore_redis``)."""
         spec = self.validate(data)
-        job_id = new_job_id()
         now = time.time()
         db = self.b.db
-        with db.session() as s:
+        client = self.b.redis  # reachable before anything is written (Unavailable otherwise)
+        job_id = new_job_id()
+        with _sql_writes(db):
             rec = db.jobs.create(job_id=job_id, name=spec.name, kind=spec.kind, user=spec.user,
                                  spec_json=spec.model_dump_json(), priority=spec.priority,
-                                 max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc),
-                                 session=s)
-            s.flush()
-            pipe = self.b.redis.pipeline(transaction=True)
+                                 max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc))
+        try:
+            pipe = client.pipeline(transaction=True)
             self.b.status.create(job_id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
                                           "priority": spec.priority, "submitted_at": now,
                                           "epochs": spec.params.epochs}, pipeline=pipe)
             self.b.status.log(job_id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
-            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe, wake_up=False)
-            # the view's live part and queue position in the same round trip (what ``get`` would read)
+            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe)  # + wake-up
             pipe.hgetall(keys.job(job_id))
             pipe.zrank(keys.QUEUE, job_id)
             *_, raw, rank = pipe.execute()
-        wake(self.b.redis)  # after the commit: the dispatcher looks at once and finds the job's row
+        except BaseException:
+            with _sql_writes(db):
+                db.jobs.remove_unstarted(job_id)
+            try:  # whatever of the transaction Redis did run (a command that failed does not stop the others)
+                undo = client.pipeline(transaction=True)
+                self.b.queue.remove(job_id, pipeline=undo)
+                self.b.status.delete(job_id, pipeline=undo)
+                undo.execute()
+            except Exception:  # noqa: BLE001 - Redis is away: a queued id without its row is dropped by the dispatcher
+                pass
+            raise
+        from shared.status import decode_hash  # noqa: PLC0415
+
         view = job_view(rec, decode_hash(raw))
         view["queue_position"] = None if rank is None else int(rank) + 1
         return view
@@ -120,6 +148,8 @@ class JobService:
         client = self.b.redis_or_none()
         if client is None:
             return [job_view(rec, None) for rec in records]
+        from shared.status import decode_hash  # noqa: PLC0415
+
         # one round trip for every job's live hash and every queued job's position (not one per job)
         queued = JobState.QUEUED.value
         views = []

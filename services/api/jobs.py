@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from contextlib import nullcontext
 from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -23,12 +22,11 @@ from shared.states import JobState
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
+FLAGS_HEADER = "x-kiln-flags"
+"""cli/http_client.py sends it with a spec built from command-line flags."""
 MAX_STREAMS = 128
 """Live log streams served at once; one more is refused with 503 (each holds a handler thread)."""
 _streams = threading.BoundedSemaphore(MAX_STREAMS)
-_writes = threading.Lock()
-"""On SQLite, submissions of this process take turns for the write (validation runs outside): SQLite has
-one writer, and threads that meet its lock back off in sleeps of up to 100 ms; queueing here has no gaps."""
 HEARTBEAT_S = 10.0
 """A comment line this often keeps a quiet log stream open through proxies and detects gone clients."""
 
@@ -51,10 +49,10 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
     st = _state(request)
     check_absolute(raw_paths(data))
     check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
-    validated = validate_offline(data, user=who.user)
+    # a spec built from `kiln submit` flags: messages name the flags, as the local CLI's do
+    validated = validate_offline(data, user=who.user, flags=request.headers.get(FLAGS_HEADER) == "1")
     check_paths(spec_paths(validated), st.data_roots)
-    with _writes if st.settings.db_url.startswith("sqlite") else nullcontext():
-        return answer(st.job_service(who.user).submit(validated), 201)
+    return answer(st.job_service(who.user).submit(validated), 201)  # SQLite writers take turns in it
 
 
 @router.get("", summary="List jobs, newest first")

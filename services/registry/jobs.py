@@ -77,6 +77,14 @@ class JobRecords:
                 raise AlreadyExists(f"a job with id {job_id!r} already exists") from None
             return rec
 
+    def remove_unstarted(self, job_id: str) -> bool:
+        """Delete a job that never left the queue (QUEUED, attempt 1): a submission whose Redis half
+        failed is taken back. False (nothing deleted) for any other job."""
+        with self._session(None) as s:
+            done = s.connection().execute(_JOBS.delete().where(_JOBS.c.id == job_id, _JOBS.c.attempt == 1,
+                                                                _JOBS.c.state == JobState.QUEUED.value))
+            return done.rowcount == 1
+
     def get(self, job_id: str, *, session: Session | None = None) -> JobRecord:
         """The job's record; NotFound if there is none."""
         if session is None:  # Core on a pooled connection: a read command's path, no ORM session

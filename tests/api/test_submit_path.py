@@ -68,3 +68,22 @@ def test_the_min_count_precheck_is_remembered_until_the_corpus_changes(settings,
     with pytest.raises(InvalidParameter, match="corpus"):
         validate_offline(_spec(corpus, min_count=2), user="tester")  # a failure is never remembered
     assert len(counted) == 4
+
+
+def test_a_submission_redis_refuses_is_not_stored_in_sql_either(settings, small_corpus, redis_client, monkeypatch):
+    import redis
+
+    import services.jobs as jobs
+    from shared.errors import NotFound
+
+    svc = JobService(Backends(settings))
+    spec = validate_offline(_spec(small_corpus), user="tester")
+    monkeypatch.setattr(jobs, "new_job_id", lambda: "job-0badc0de")
+    redis_client.set(keys.job("job-0badc0de"), "not a hash")  # the transaction's HSET fails
+    with pytest.raises(redis.ResponseError):
+        svc.submit(spec)
+    with pytest.raises(NotFound):
+        svc.b.db.jobs.get("job-0badc0de")
+    assert redis_client.zscore(keys.QUEUE, "job-0badc0de") is None and not redis_client.exists(keys.log("job-0badc0de"))
+    monkeypatch.setattr(jobs, "new_job_id", lambda: "job-00c0ffee")
+    assert svc.submit(spec)["id"] == "job-00c0ffee"  # the next one goes through
