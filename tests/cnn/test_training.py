@@ -53,6 +53,23 @@ def test_augmentation_shifts_each_image_by_its_own_offset():
         assert found
 
 
+def test_affine_augmentation_rotates_each_image_its_own_way_over_its_background():
+    from workers.cnn.augment import apply, random_affine
+
+    x = torch.full((6, 1, 16, 16), -0.5)  # background -0.5 (a normalised black), a bright bar in the middle
+    x[:, :, 3:13, 7:9] = 2.0
+    gen = torch.Generator().manual_seed(0)
+    out = random_affine(x, 1, gen)
+    assert out.shape == x.shape
+    assert torch.allclose(out[:, :, 0, 0], torch.tensor(-0.5))  # corners filled with the background, not 0
+    assert all(not torch.equal(out[0], out[i]) for i in range(1, 6))  # each image its own warp
+    assert (out.sum(dim=(1, 2, 3)) - x.sum(dim=(1, 2, 3))).abs().max() < 0.3 * (2.5 * 20)  # the bar stays
+    same = random_affine(x, 0, torch.Generator().manual_seed(0), degrees=0.0, scale=0.0)
+    torch.testing.assert_close(same, x)  # no rotation, scaling or shift: the identity
+    a = apply(x, ("shift", "affine"), shift_px=1, gen=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(a, out)  # "shift" + "affine": the shift is part of the one warp
+
+
 def test_one_cycle_rises_then_falls():
     lrs = [one_cycle_lr(s, 100, 1.0, 0.25) for s in range(100)]
     assert lrs[0] == pytest.approx(0.04) and max(lrs) == pytest.approx(1.0, rel=1e-3)
