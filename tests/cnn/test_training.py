@@ -177,6 +177,15 @@ def test_checkpoint_interval_is_honoured_at_epoch_boundaries(tmp_path):
         assert [r["epoch"] for r in ctx.reports if "val_accuracy" in r] == [1, 2, 3]  # status every epoch
 
 
+@pytest.mark.slow
+def test_default_recipe_reaches_99_3_percent_on_a_hard_digits_split(tmp_path):
+    """`kiln submit cnn digits` with no flags, seed 4: the split on which the shifts-only recipe made 2
+    errors of 180 (98.9%); the default recipe must stay >= 99.3% (docs/BENCHMARKS.md has seeds 1-10)."""
+    spec, _ = resolve_cnn_spec(build_spec({"kind": "cnn", "name": "t", "seed": 4, "params": {"dataset": "digits"}}))
+    result = run_trainer(CnnJob(LocalContext(spec, tmp_path / "job")))
+    assert result.metrics["test_accuracy"] >= 0.993, result.metrics["test_accuracy"]
+
+
 def test_divergence_fails_the_job_and_registers_nothing(tmp_path):
     spec = cnn_spec(epochs=2, lr=10.0, optimizer="sgd", arch="mlp", weight_decay=0.0)
     with pytest.raises(TrainingError, match="diverged at epoch 1 .*: the loss is nan"):
