@@ -80,7 +80,7 @@ def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     assert status["epoch"] in (6, "6") and status["throughput_unit"] == "images/s"
     shown = json.loads(run(["models", "show", "digits-cnn", "--json"], env).stdout)
     assert shown["kind"] == "cnn" and shown["params"]["arch"] == "lenet5" and shown["params"]["epochs"] == 6
-    assert shown["params"]["augment"] == ["shift"] and shown["params"]["lr"] == 0.1
+    assert shown["params"]["augment"] == ["shift", "affine"] and shown["params"]["lr"] == 0.1
     assert shown["metrics"]["test_accuracy"] > 0.9 and "test_accuracy.7" in shown["metrics"]
     assert shown["lineage"]["dataset_fingerprint"].startswith("sha256:")
     assert {"weights", "card", "evaluation", "model"} <= set(shown["artifacts"])
