@@ -211,10 +211,16 @@ def main() -> None:
             raise SystemExit("FAILED: jobs lost or stored twice")
 
         if args.q2r:
-            q2r = queue_to_running(url, admin, settings, db, corpus, args.q2r, r)
+            q2r, parts = queue_to_running(url, admin, settings, db, corpus, args.q2r, r)
             print(f"| queue-to-running p50 (free capacity, {len(q2r)} jobs) | {statistics.median(q2r) * 1000:.0f} ms "
                   f"| | | < 1000 ms |")
             print(f"| queue-to-running max | {max(q2r) * 1000:.0f} ms | | | |")
+            if parts:
+                print(f"| of which submit -> group reserved (p50) | {statistics.median(p[0] for p in parts) * 1000:.0f} ms "
+                      f"| | | |")
+                print(f"| of which group reserved -> runner started, RUNNING (p50) | "
+                      f"{statistics.median(p[1] for p in parts) * 1000:.0f} ms | | | |")
+            print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         server.terminate()
         server.wait(15)
@@ -241,7 +247,7 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
     ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
     try:
         ensure_dispatcher(settings.with_(ray_address=cluster.address))
-        out = []
+        out, parts = [], []
         for i in range(n):
             job = requests.post(url + "/api/jobs", json=spec(corpus, i, epochs=200), headers=auth, timeout=60).json()
             deadline = time.monotonic() + 60
@@ -253,13 +259,16 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
             if rec.started_at is None:
                 raise SystemExit(f"{job['id']} did not start within 60 s ({rec.state})")
             out.append((rec.started_at - rec.submitted_at).total_seconds())
+            placed = [float(f[b"t"]) for _, f in r.xrange(keys.log(job["id"])) if b"placed" in f[b"msg"]]
+            if placed:  # the dispatcher's log line written once the group is reserved, before the runner starts
+                parts.append((placed[0] - rec.submitted_at.timestamp(), rec.started_at.timestamp() - placed[0]))
             requests.post(f"{url}/api/jobs/{job['id']}/cancel", headers=auth, timeout=60)
             while not db.jobs.get(job["id"]).is_terminal:
                 time.sleep(0.05)
             # wait until the dispatcher has released the job's workers: the next job finds free capacity
             while r.exists(keys.job(job["id"])) and r.sismember(keys.CANCEL_REQUESTS, job["id"]):
                 time.sleep(0.05)
-        return out
+        return out, parts
     finally:
         ray.shutdown()
         cluster.shutdown()

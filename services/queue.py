@@ -58,7 +58,7 @@ def wake(client_or_pipeline) -> None:
     """Wake the dispatcher now: one element in the wake list, however many wake-ups came meanwhile (one
     round trip when given a client; added to a pipeline when given one)."""
     pipe = client_or_pipeline
-    own = isinstance(pipe, redis.Redis)
+    own = not isinstance(pipe, redis.client.Pipeline)  # (a Pipeline is a Redis too)
     if own:
         pipe = pipe.pipeline(transaction=False)
     pipe.lpush(keys.DISPATCHER_WAKE, b"1")

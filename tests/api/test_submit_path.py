@@ -87,3 +87,18 @@ def test_a_submission_redis_refuses_is_not_stored_in_sql_either(settings, small_
     assert redis_client.zscore(keys.QUEUE, "job-0badc0de") is None and not redis_client.exists(keys.log("job-0badc0de"))
     monkeypatch.setattr(jobs, "new_job_id", lambda: "job-00c0ffee")
     assert svc.submit(spec)["id"] == "job-00c0ffee"  # the next one goes through
+
+
+def test_the_wake_up_goes_with_the_queue_entry_in_the_same_transaction(redis_client):
+    from services.queue import JobQueue, wake
+
+    q = JobQueue(redis_client)
+    pipe = redis_client.pipeline(transaction=True)
+    q.push("job-0000aaaa", priority=0, submitted_at=1.0, pipeline=pipe)
+    assert redis_client.llen(keys.DISPATCHER_WAKE) == 0  # nothing sent before the transaction runs
+    pipe.execute()
+    assert redis_client.llen(keys.DISPATCHER_WAKE) == 1 and "job-0000aaaa" in q
+    wake(redis_client)
+    wake(redis_client)
+    assert redis_client.llen(keys.DISPATCHER_WAKE) == 1
+    assert q.wait_for_work(0.1) and not q.wait_for_work(0.05)
