@@ -74,7 +74,7 @@ def start_server(env: dict) -> tuple[subprocess.Popen, str]:
         try:
             requests.get(url + "/api/openapi.json", timeout=2)
             return proc, url
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine: not up yet
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError("kiln serve did not start")

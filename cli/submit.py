@@ -106,6 +106,8 @@ def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None
 
     remote = job_writer(local=False)  # a server (KILN_URL, or the stack's) validates and stores, as the token's user
     if remote is not None:
+        if not remote.server.explicit:  # the embedded stack's server reads the files this command names
+            _warn_skipped(data)
         report_submitted(remote, remote.submit(data, flags=flags), follow=follow, as_json=as_json)
         return
     from services.jobs import validate_offline  # noqa: PLC0415
@@ -119,6 +121,25 @@ def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None
         click.echo(f"warning: {skipped_line(skipped, len(spec.params.corpus))}", err=True)
     svc = job_service(start_stack=True)
     report_submitted(svc, svc.submit(spec), follow=follow, as_json=as_json)
+
+
+def _warn_skipped(data: dict) -> None:
+    """The local path's warning about files a corpus directory or glob leaves out (standard library only);
+    any problem with the files is left for the server to report."""
+    params = data.get("params") if isinstance(data, dict) else None
+    corpus = params.get("corpus") if isinstance(params, dict) and data.get("kind", "word2vec") == "word2vec" else None
+    if not isinstance(corpus, list) or not all(isinstance(c, str) for c in corpus):
+        return
+    from shared.corpus_files import resolve_corpus  # noqa: PLC0415
+    from shared.errors import KilnError  # noqa: PLC0415
+
+    skipped: list = []
+    try:
+        files = resolve_corpus(corpus, skipped=skipped)
+    except KilnError:
+        return
+    if skipped:
+        click.echo(f"warning: {skipped_line(skipped, len(files))}", err=True)
 
 
 def skipped_line(skipped: list, kept: int) -> str:

@@ -65,17 +65,21 @@ def running_server(settings: Settings, *, host: str = "127.0.0.1", args: tuple[s
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"kiln serve exited {proc.returncode}: {proc.stdout.read()}")
-        try:
-            requests.get(url + "/api/openapi.json", timeout=2)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.1)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"kiln serve exited {proc.returncode}: {proc.stdout.read()}")
+            try:
+                requests.get(url + "/api/openapi.json", timeout=2)
+                break
+            except (requests.ConnectionError, requests.Timeout):  # a loaded machine: not up yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    except BaseException:  # never leave the server running behind a failed start
+        proc.kill()
+        proc.wait()
+        raise
     try:
         yield Server(url, settings, proc)
     finally:

@@ -131,3 +131,30 @@ def test_alias_and_tag_print_the_same_through_the_server(sides):
         (here, after_here), (there, after_there) = results
         same(here, there)
         assert after_there == after_here  # and the same change
+
+
+def test_with_the_embedded_stack_s_server_submit_goes_through_it_and_still_warns(api, sides, tmp_path):
+    """$KILN_HOME/server.json (what `kiln up` writes) names a live server: `kiln submit` uses it, with the
+    local path's warning about the files a directory leaves out."""
+    import os
+
+    local, _, _, _, _ = sides
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "server.json").write_text(json.dumps({"url": api.url, "pid": api.proc.pid}))
+    token = create_tokens(api.settings, tester=True)["tester"]
+    (home / "api_token").write_text(token + "\n")
+    os.chmod(home / "api_token", 0o600)
+    embedded = {**local, "KILN_HOME": str(home), "KILN_REDIS_URL": "redis://127.0.0.1:1/0",
+                "KILN_DB_URL": f"sqlite:///{tmp_path / 'absent.db'}"}
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_corpus(d / "a.txt", 200)
+    (d / "empty.txt").write_text("")
+    code, out, err = run(embedded, "submit", "word2vec", str(d), "--min-count", "1")
+    assert code == 0, err
+    assert err.startswith("warning: the corpus skips 1 file(s) and reads 1: 1 empty")
+    job = json.loads(run(local, "status", out.strip(), "--json")[1])
+    assert job["user"] == "tester" and job["state"] == "QUEUED"
+    assert run(embedded, "submit", "word2vec", str(d), "--dim", "0")[2].startswith("warning: ")
+    assert not (tmp_path / "absent.db").exists()
