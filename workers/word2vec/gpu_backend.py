@@ -55,19 +55,63 @@ def free_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
+def keep_thresholds(counts: np.ndarray, sample: float) -> np.ndarray:
+    """kernel.sample_ints without numba (the benchmark may run where numba is missing); a test pins them equal."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.full(len(counts), 2**32, dtype=np.int64)
+    t = sample * counts.sum()
+    prob = np.minimum((np.sqrt(counts / t) + 1.0) * t / counts, 1.0)
+    return np.round(prob * 2**32).astype(np.int64)
+
+
+def alias_table_py(counts: np.ndarray, ns_exponent: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """kernel.alias_table without numba: Vose's alias method in plain Python (about a second per million
+    words), the same table the numba build gives; a test pins them equal."""
+    w = np.asarray(counts, dtype=np.float64) ** ns_exponent
+    scaled = (w / w.sum() * len(w)).tolist()
+    n = len(scaled)
+    threshold = [0] * n
+    alias = list(range(n))
+    small = [i for i in range(n) if scaled[i] < 1.0]
+    large = [i for i in range(n) if scaled[i] >= 1.0]
+    while small and large:
+        s, l = small.pop(), large.pop()
+        threshold[s] = int(scaled[s] * 4294967296.0)
+        alias[s] = l
+        scaled[l] = (scaled[l] + scaled[s]) - 1.0
+        (small if scaled[l] < 1.0 else large).append(l)
+    for i in large + small:
+        threshold[i] = 4294967296
+    return np.array(threshold, dtype=np.int64), np.array(alias, dtype=np.int32)
+
+
+def host_tables(counts: np.ndarray, *, ns_exponent: float, sample: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keep thresholds, alias thresholds, alias words) for the kernel: the numba builds when numba is there,
+    else the plain ones above."""
+    try:
+        from workers.word2vec.kernel import alias_table, sample_ints
+    except Exception:  # noqa: BLE001 - numba missing, or one that refuses this NumPy
+        return (keep_thresholds(counts, sample), *alias_table_py(counts, ns_exponent))
+    return (sample_ints(counts, sample), *alias_table(counts, ns_exponent))
+
+
 class GpuWord2Vec:
     """``syn0``/``syn1neg``, the subsampling and negative tables and the attached corpus on ``device``.
 
     ``programs``: programs per launch (default: one per ``MIN_TOKENS_PER_PROGRAM`` tokens, at most
     ``MAX_PROGRAMS``; 4 under the interpreter); ``capacity_bytes``: the memory the check allows (default:
     the device's free memory); ``sg_loop``: skip-gram scores one output row at a time instead of the whole
-    window block (the two give the same result; which is faster depends on the GPU's registers).
+    window block. The two make the same updates (a test checks it). Default: the row loop on a GPU (ptxas for
+    sm_90, d100 w5 n5, one warp: 255 registers and 24 bytes of stack, against 255 registers and 496 bytes of
+    spilled stack for the block; unmeasured on a GPU, see docs/BENCHMARKS.md), the block under the
+    interpreter (three times faster there).
     """
 
     def __init__(self, syn0: np.ndarray, syn1neg: np.ndarray, *, keep: np.ndarray, neg_threshold: np.ndarray,
                  neg_alias: np.ndarray, sample: bool, sg: bool, window: int, negative: int, cbow_mean: bool = True,
                  device: str | torch.device = "cuda", programs: int | None = None,
-                 capacity_bytes: int | None = None, num_warps: int | None = None, sg_loop: bool = False):
+                 capacity_bytes: int | None = None, num_warps: int | None = None, sg_loop: bool | None = None):
         self.device = torch.device(device)
         if self.device.type == "cpu" and not interpreted():
             raise ValueError("the triton-cpu backend runs under Triton's interpreter: set TRITON_INTERPRET=1 "
@@ -86,7 +130,8 @@ class GpuWord2Vec:
         self.neg_alias = put(neg_alias, np.int32)
         self.sample, self.sg, self.window, self.negative = bool(sample), bool(sg), int(window), int(negative)
         self.cbow_mean = bool(cbow_mean)
-        self.programs, self.num_warps, self.sg_loop = programs, num_warps, bool(sg_loop)
+        self.programs, self.num_warps = programs, num_warps
+        self.sg_loop = self.device.type == "cuda" if sg_loop is None else bool(sg_loop)
         self._corpus: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     # ------------------------------------------------------------ data

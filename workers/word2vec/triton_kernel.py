@@ -36,7 +36,7 @@ import torch
 import triton
 import triton.language as tl
 
-MAX_EXP = 6.0
+MAX_EXP = tl.constexpr(6.0)
 
 
 def interpreted() -> bool:
@@ -173,7 +173,7 @@ def _w2v_kernel(syn0, syn1, ids, bounds, seeds, keep, neg_thr, neg_alias, loss_o
             next_c = next_c * 0
             ring_i = tl.full([RING], -1, dtype=tl.int32)
         p += 1
-    tl.store(loss_out + pid, tl.sum(loss))
+    tl.store(loss_out + pid, loss)
     tl.store(pairs_out + pid, pairs)
 
 
