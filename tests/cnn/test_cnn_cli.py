@@ -129,5 +129,9 @@ def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
     assert "not a readable image" in one_line_error(run(["predict", "digits-cnn", str(tmp_path / "notes.png")], env), 2)
     assert "give a DATASET to evaluate the cnn model" in one_line_error(run(["eval", "digits-cnn"], env), 2)
+    assert "no such file" in one_line_error(run(["eval", "digits-cnn", str(tmp_path / "nope.npz")], env), 2)
+    np.savez(tmp_path / "letters.npz", x=x[:20], y=np.arange(20) % 12 + 20)  # classes "20".."31": not the model's
+    assert "is not one of digits-cnn:1's classes" in one_line_error(
+        run(["eval", "digits-cnn", str(tmp_path / "letters.npz")], env), 2)
     assert "a cnn model exports as onnx" in one_line_error(
         run(["models", "export", "digits-cnn", "--format", "word2vec-text", "-o", str(tmp_path / "v.txt")], env), 2)
