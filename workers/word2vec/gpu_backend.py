@@ -103,7 +103,7 @@ class GpuWord2Vec:
     ``MAX_PROGRAMS``; 4 under the interpreter); ``capacity_bytes``: the memory the check allows (default:
     the device's free memory); ``sg_loop``: skip-gram scores one output row at a time instead of the whole
     window block. The two make the same updates (a test checks it). Default: the row loop on a GPU (ptxas for
-    sm_90, d100 w5 n5, one warp: 255 registers and 24 bytes of stack, against 255 registers and 496 bytes of
+    sm_90, d100 w5 n5, one warp: 255 registers and 8 bytes of stack, against 255 registers and 624 bytes of
     spilled stack for the block; unmeasured on a GPU, see docs/BENCHMARKS.md), the block under the
     interpreter (three times faster there).
     """
@@ -120,6 +120,9 @@ class GpuWord2Vec:
             raise TrainingError("the triton-cuda backend needs a CUDA device, and torch sees none on this node")
         self.capacity_bytes = capacity_bytes
         vocab_size, dim = syn0.shape
+        if vocab_size >= 1 << 24:
+            raise TrainingError(f"the GPU kernel holds at most 16,777,215 words, and the vocabulary has {vocab_size:,} "
+                                "(raise --min-count or set --max-vocab)")
         cap = capacity_bytes if capacity_bytes is not None else free_bytes(self.device)
         check_fits(vocab_size, dim, 0, free_bytes=cap, device=str(self.device))
         put = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a, dtype=dt)).to(self.device)  # noqa: E731

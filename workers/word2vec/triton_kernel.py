@@ -22,7 +22,9 @@ read-modify-write loses updates on hot rows when thousands of programs write at 
 
 The kept words of the current sentence live in registers as a ring of ``RING`` slots (the next power of
 two >= 2 * window + 1): a centre is trained as soon as ``window`` kept words follow it, or at the
-sentence's end. Random numbers: one xorshift32 stream per program, seeded from (seed, program).
+sentence's end; a slot packs (corpus position << 24) | word id, so a vocabulary holds at most 2**24 words.
+Random numbers: one xorshift32 stream per program, seeded from (seed, program); the negatives of a centre
+are hashes of that stream's state and their slot.
 
 This module imports numpy, torch and triton only (no Ray, Redis or pydantic). Under Triton's interpreter
 (``TRITON_INTERPRET=1`` set before this module is imported) the same kernel runs on torch CPU tensors.
@@ -59,9 +61,8 @@ def _w2v_kernel(syn0, syn1, ids, bounds, seeds, keep, neg_thr, neg_alias, loss_o
     kk = tl.arange(0, K1)
     dd = tl.arange(0, BLOCK_D)
     dm = dd < D
-    ring_w = tl.zeros([RING], dtype=tl.int64)        # word id in each slot
+    ring = tl.zeros([RING], dtype=tl.int64)          # (corpus position << 24) | word id, in each slot
     ring_i = tl.full([RING], -1, dtype=tl.int32)     # its index among the sentence's kept words
-    ring_p = tl.zeros([RING], dtype=tl.int64)        # its corpus position (for the learning rate)
     sgn = tl.where(kk == 0, 1.0, -1.0)               # label +1 for the centre, -1 for negatives
     n_kept = lo.to(tl.int32) * 0
     next_c = n_kept
@@ -80,15 +81,14 @@ def _w2v_kernel(syn0, syn1, ids, bounds, seeds, keep, neg_thr, neg_alias, loss_o
             kept = kept & (kthr >= x.to(tl.int64))
         if kept:
             put = ar == n_kept % RING
-            ring_w = tl.where(put, tok, ring_w)
+            ring = tl.where(put, (p << 24) | tok, ring)
             ring_i = tl.where(put, n_kept, ring_i)
-            ring_p = tl.where(put, p, ring_p)
             n_kept += 1
         limit = tl.where(is_end, n_kept, n_kept - window)
         while next_c < limit:
-            here = ar == next_c % RING
-            w = tl.sum(tl.where(here, ring_w, 0))
-            pos = tl.sum(tl.where(here, ring_p, 0))
+            packed = tl.sum(tl.where(ar == next_c % RING, ring, 0))
+            w = packed & 0xFFFFFF
+            pos = packed >> 24
             alpha = lr_start + (pos - lo).to(tl.float32) * lr_step
             x ^= x << 13
             x ^= x >> 17
@@ -113,7 +113,7 @@ def _w2v_kernel(syn0, syn1, ids, bounds, seeds, keep, neg_thr, neg_alias, loss_o
                 tgt = tl.where(kk == 0, w, tl.where(h2.to(tl.int64) < thr, col, alias_w))
                 tval = (kk == 0) | ((kk <= negative) & (tgt != w))
                 cmask = cm[:, None] & dm[None, :]
-                crow = syn0 + ring_w[:, None] * D + dd[None, :]
+                crow = syn0 + (ring & 0xFFFFFF)[:, None] * D + dd[None, :]
                 ctx = tl.load(crow, mask=cmask, other=0.0)                       # [RING, BLOCK_D]
                 if SG:
                     omask = tval[:, None] & dm[None, :]
@@ -144,7 +144,7 @@ def _w2v_kernel(syn0, syn1, ids, bounds, seeds, keep, neg_thr, neg_alias, loss_o
                         ez = tl.exp(z)
                         ok = cm[:, None] & tval[None, :]
                         g = tl.where(ok, sgn[None, :] * alpha / (1.0 + ez), 0.0)   # [RING, K1]
-                        loss += tl.sum(tl.sum(tl.where(ok, tl.log(1.0 + 1.0 / ez), 0.0), axis=1))
+                        loss += tl.sum(tl.where(ok, tl.log(1.0 + 1.0 / ez), 0.0))
                         err = tl.sum(g[:, :, None] * out[None, :, :], axis=1)        # [RING, BLOCK_D]
                         tl.atomic_add(orow, tl.sum(g[:, :, None] * ctx[:, None, :], axis=0), mask=omask)
                     tl.atomic_add(crow, err, mask=cmask)
@@ -210,6 +210,9 @@ def train_slice(syn0: torch.Tensor, syn1neg: torch.Tensor, ids: torch.Tensor, lo
     if window < 1 or negative < 0:
         raise ValueError("window must be >= 1 and negative >= 0")
     vocab, dim = syn0.shape
+    if vocab >= 1 << 24 or hi >= 1 << 39:
+        raise ValueError(f"the kernel packs a word id in 24 bits and a position in 39: vocabulary {vocab:,} "
+                         f"(< 16,777,216) and slice end {hi:,} (< 2**39) must fit")
     programs = max(1, min(int(programs), max(hi - lo, 1)))
     dev = syn0.device
     bounds = torch.from_numpy(program_bounds(lo, hi, programs)).to(dev)
