@@ -242,6 +242,9 @@ def queue_to_running(url, admin, settings, db, corpus, n, r) -> list[float]:
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # as the embedded stack runs Ray (services/stack_parts.py): workers at niceness 0, not Ray's 15, which
+    # on a busy machine left a new runner's worker process waiting for CPU behind everything else
+    os.environ.setdefault("RAY_worker_niceness", "0")
     # a Ray instance of our own (plain ray.init() would join any cluster another `ray start` left running)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2, "include_dashboard": False})
     ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
