@@ -149,7 +149,11 @@ class GpuWord2Vec:
             cap += sum(device_bytes(vocab_size, dim, 0).values())  # the weights are on the device already
         check_fits(vocab_size, dim, tokens, free_bytes=cap, device=str(self.device))
         for a in arrays:
-            self._corpus[id(a)] = (a, torch.from_numpy(np.ascontiguousarray(a, dtype=np.int32)).to(self.device))
+            self._corpus[id(a)] = (a, self._ids_on_device(a))
+
+    def _ids_on_device(self, a: np.ndarray) -> torch.Tensor:
+        # torch wants writable memory: a read-only memmap (an encoded shard) is copied on the host first
+        return torch.from_numpy(np.require(a, np.int32, ["C", "W"])).to(self.device)
 
     def programs_for(self, tokens: int) -> int:
         if self.programs:
@@ -165,7 +169,7 @@ class GpuWord2Vec:
         if held is not None and held[0] is ids:
             dev, lo, hi = held[1], start, end
         else:  # not attached: this slice alone goes to the device
-            dev, lo, hi = torch.from_numpy(np.ascontiguousarray(ids[start:end], dtype=np.int32)).to(self.device), 0, end - start
+            dev, lo, hi = self._ids_on_device(ids[start:end]), 0, end - start
         words = int(np.count_nonzero(np.asarray(ids[start:end]) >= 0))
         if hi <= lo:
             return words, 0.0, 0

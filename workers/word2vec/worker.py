@@ -37,10 +37,12 @@ class Word2VecWorker:
         return t
 
     def _warm_up(self) -> None:
-        """Compile (or load from numba's disk cache) the kernel on a two-word model, outside the timed training."""
-        if self.backend != "numba":
+        """Compile (or load from numba's / Triton's disk cache) the kernel on a two-word model with the job's
+        dimension, window and negatives (the Triton kernel's compile-time constants), outside the timed training."""
+        if self.backend not in ("numba", "triton-cuda"):
             return
-        t = Word2VecTrainer(self.params.model_copy(update={"epochs": 1}), Vocab.build({"a": 2, "b": 1}, min_count=1))
+        t = Word2VecTrainer(self.params.model_copy(update={"epochs": 1}), Vocab.build({"a": 2, "b": 1}, min_count=1),
+                            backend=self.backend)
         t.train([np.array([0, 1, 0, -1], dtype=np.int32)])
 
     # -- data preparation -----------------------------------------------------------------------
