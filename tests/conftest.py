@@ -18,6 +18,10 @@ from shared.config import Settings
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # The test cluster is local and short-lived; the embedded stack (tests/test_stack.py) sets up its own token.
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+# With no GPU, the Triton word2vec kernel's tests run under Triton's interpreter, which must be switched on
+# before anything imports triton (torch may, from any test): set it for the whole test process here.
+if not any(Path("/dev").glob("nvidia[0-9]*")):
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 SPARE_REDIS = os.environ.get("KILN_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 
 
