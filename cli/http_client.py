@@ -32,6 +32,35 @@ _ERRORS = {
 }
 
 
+def _parse_answer(raw: bytes) -> tuple[int, bytes]:
+    """(status, body) of a whole HTTP/1.1 answer read to the connection's close (Content-Length or chunked)."""
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    fields = status_line.split(None, 2)
+    if not sep or len(fields) < 2 or not fields[0].startswith("HTTP/") or not fields[1].isdigit():
+        raise OSError("the server's answer is not HTTP")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        out, rest = [], body
+        while True:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            out.append(rest[:size])
+            rest = rest[size + 2:]
+        body = b"".join(out)
+    elif headers.get("content-length", "").isdigit():
+        length = int(headers["content-length"])
+        if len(body) < length:
+            raise OSError("the server's answer was cut short")
+        body = body[:length]
+    return int(fields[1]), body
+
+
 class NotConnected(errors.Unavailable):
     """The server refused the connection: the request was not sent (so it may be made another way)."""
 
@@ -43,16 +72,34 @@ class KilnServer:
         self.url = url.rstrip("/")
         self.token = token
         self.explicit = explicit  # KILN_URL given: an unreachable server is an error, not a fallback
-        self._conn = None
 
-    def _connection(self):
-        import http.client  # noqa: PLC0415
+    def _exchange(self, method: str, target: str, data: bytes | None, headers: dict) -> tuple[int, bytes]:
+        """One request and its whole answer: (status, body). Plain http:// over a socket (HTTP/1.1, one
+        connection per request: http.client with its email and ssl imports is a third of a read command's
+        start-up); https:// through http.client."""
+        parts = urlsplit(self.url)
+        if parts.scheme == "https":
+            import http.client  # noqa: PLC0415
 
-        if self._conn is None:
-            parts = urlsplit(self.url)
-            cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-            self._conn = cls(parts.hostname, parts.port, timeout=TIMEOUT_S)
-        return self._conn
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
+            try:
+                conn.request(method, target, body=data, headers=headers)
+                resp = conn.getresponse()
+                return resp.status, resp.read()
+            finally:
+                conn.close()
+        import socket  # noqa: PLC0415
+
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}", "Connection: close",
+                 *(f"{k}: {v}" for k, v in headers.items())]
+        if data is not None:
+            lines.append(f"Content-Length: {len(data)}")
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=TIMEOUT_S) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (data or b""))
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return _parse_answer(b"".join(chunks))
 
     def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
                 extra_headers: dict | None = None) -> object:
@@ -65,12 +112,9 @@ class KilnServer:
         if body is not None:
             data = json.dumps(body).encode()
             headers["Content-Type"] = "application/json"
+        target = urlsplit(self.url).path + path + (f"?{query}" if query else "")
         try:
-            conn = self._connection()
-            conn.request(method, urlsplit(self.url).path + path + (f"?{query}" if query else ""), body=data,
-                         headers={**headers, **(extra_headers or {})})
-            resp = conn.getresponse()
-            body = resp.read()
+            status, body = self._exchange(method, target, data, {**headers, **(extra_headers or {})})
         except ConnectionRefusedError as e:  # nothing was sent: the caller may do it another way
             raise NotConnected(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
         except OSError as e:
@@ -78,11 +122,11 @@ class KilnServer:
         try:
             data = json.loads(body) if body else None
         except ValueError:
-            raise errors.Unavailable(f"the kiln server at {self.url} answered {resp.status} with no JSON") from None
-        if resp.status >= 400:
+            raise errors.Unavailable(f"the kiln server at {self.url} answered {status} with no JSON") from None
+        if status >= 400:
             err = (data or {}).get("error") if isinstance(data, dict) else None
             if not isinstance(err, dict):
-                raise errors.KilnError(f"the kiln server answered HTTP {resp.status}")
+                raise errors.KilnError(f"the kiln server answered HTTP {status}")
             raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
         return data
 

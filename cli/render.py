@@ -12,16 +12,54 @@ def emit_json(obj) -> None:
 
 
 def table(headers: list[str], rows: list[list]) -> None:
-    """A plain aligned table (no colour when not a terminal)."""
-    from rich.console import Console  # noqa: PLC0415
-    from rich.table import Table  # noqa: PLC0415
-
-    t = Table(*headers, box=None, header_style="bold", pad_edge=False)
-    for row in rows:
-        t.add_row(*["" if v is None else str(v) for v in row])
+    """A plain aligned table (no colour when not a terminal): rich's layout (no box, two spaces between
+    columns), written directly when every cell is plain ASCII and the table fits, else by rich itself.
+    Cells are data, never rich markup or emoji codes (a tag "[x]" or a name "a:x:" prints as it is)."""
+    cells = [[str(h) for h in headers]] + [["" if v is None else str(v) for v in row] for row in rows]
     tty = sys.stdout.isatty()
     # Piped output is never cut to 80 columns: scripts and logs get whole cells.
-    Console(soft_wrap=True, no_color=not tty, width=None if tty else 250).print(t)
+    width = _terminal_width() if tty else 250
+    plain = _plain_table(cells, width)
+    if plain is not None:
+        if tty:  # rich's bold header, the only style it gives this table
+            head, _, rest = plain.partition("\n")
+            plain = f"\x1b[1m{head}\x1b[0m\n{rest}"
+        sys.stdout.write(plain)
+        sys.stdout.flush()
+        return
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for h in cells[0]:
+        t.add_column(Text(h))
+    for row in cells[1:]:
+        t.add_row(*[Text(c) for c in row])
+    Console(soft_wrap=True, no_color=not tty, width=None if tty else 250, markup=False, emoji=False,
+            highlight=False).print(t)
+
+
+def _terminal_width() -> int:
+    import shutil  # noqa: PLC0415
+
+    return shutil.get_terminal_size().columns
+
+
+def _plain_table(cells: list[list[str]], width: int) -> str | None:
+    """The text rich prints for this table with no box and no edge padding, or None where rich would do
+    more than align (non-ASCII or control characters: wide glyphs, line breaks; a table wider than ``width``)."""
+    ncols = len(cells[0])
+    if any(len(row) != ncols for row in cells):
+        return None
+    for row in cells:
+        for c in row:
+            if not c.isascii() or not c.isprintable():
+                return None
+    widths = [max(len(row[i]) for row in cells) for i in range(ncols)]
+    if sum(widths) + 2 * (ncols - 1) > width:
+        return None
+    return "".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) + "\n" for row in cells)
 
 
 def fmt_rate(x) -> str:

@@ -153,3 +153,14 @@ def test_submit_over_http_as_the_token_s_user(api, envs, tmp_path):
     # over HTTP a relative path would name a file in the server's folder: the API refuses it
     r = api.post("/api/jobs", token=api.tokens["alice"], json={"name": "rel", "params": {"corpus": ["rel.txt"]}})
     assert r.status_code == 400 and "absolute path" in r.json()["error"]["message"]
+
+
+def test_the_plain_http_reader_takes_lengths_and_chunks_and_refuses_the_rest():
+    from cli.http_client import _parse_answer
+
+    assert _parse_answer(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}") == (200, b"{}")
+    chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=1\r\nde\r\n0\r\n\r\n"
+    assert _parse_answer(chunked) == (404, b"abcde")
+    for bad in (b"", b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{}"):
+        with pytest.raises(OSError):
+            _parse_answer(bad)
