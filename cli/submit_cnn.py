@@ -30,20 +30,33 @@ def cnn() -> click.Command:
         Unset hyperparameters take the architecture's recipe (LeNet-5 for grayscale images, ResNet-20 for
         colour); --augment takes a comma list (shift,affine,crop,flip or none). Without --test (or a test split in
         the dataset), --val-split of the images is held out and gives the test metrics."""
-        from services.vision import validate_cnn  # noqa: PLC0415
-        from shared.config import get_settings  # noqa: PLC0415
-
-        from cli.context import job_service  # noqa: PLC0415
+        from cli.context import job_service, job_writer  # noqa: PLC0415
 
         if values.get("augment") is not None:
             values["augment"] = _augment_list(values["augment"])
         data = spec_data(options, values)
         data["kind"], data["name"] = "cnn", name or default_name("cnn", dataset)
         data.setdefault("params", {})["dataset"] = dataset
-        spec, found = validate_cnn(data, user=get_settings().user, flags=True)  # before any service starts
-        if not as_json:
-            click.echo(found, err=True)
+        remote = job_writer(local=False)  # a server (KILN_URL, or the stack's) validates and stores
+        if remote is None or not remote.server.explicit:
+            # the files are this machine's (no server, or the embedded stack's): check them before anything
+            # starts and say what the dataset holds; a remote server's files are checked on its side
+            spec = _found(data, as_json)
+        if remote is not None:
+            report_submitted(remote, remote.submit(data, flags=True), follow=follow, as_json=as_json)
+            return
         svc = job_service(start_stack=True)
         report_submitted(svc, svc.submit(spec), follow=follow, as_json=as_json)
 
     return cnn_command
+
+
+def _found(data: dict, as_json: bool):
+    """The checked spec of ``data``; "dataset: what was found" on stderr (not with --json)."""
+    from services.vision import validate_cnn  # noqa: PLC0415
+    from shared.config import get_settings  # noqa: PLC0415
+
+    spec, found = validate_cnn(data, user=get_settings().user, flags=True)
+    if not as_json:
+        click.echo(found, err=True)
+    return spec

@@ -158,3 +158,18 @@ def test_with_the_embedded_stack_s_server_submit_goes_through_it_and_still_warns
     assert job["user"] == "tester" and job["state"] == "QUEUED"
     assert run(embedded, "submit", "word2vec", str(d), "--dim", "0")[2].startswith("warning: ")
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_submit_cnn_through_the_server(sides):
+    """`kiln submit cnn` with KILN_URL stores the job through the server as the token's user (the dataset
+    is checked on the server's side), and a refusal prints what the direct path prints."""
+    local, remote, *_ = sides
+    code, out, err = run(remote, "submit", "cnn", "digits", "--epochs", "2", "--name", "cmp-cnn", "--json")
+    assert code == 0 and err == "", err
+    new = json.loads(out)["id"]
+    there = json.loads(run(local, "status", new, "--json")[1])
+    assert (there["user"], there["state"], there["name"]) == ("tester", "QUEUED", "cmp-cnn")
+    for bad in (["--image-size", "0"], ["--arch", "no-such-net"]):
+        here = run(local, "submit", "cnn", "digits", *bad)
+        assert here[0] == 2 and here[2].count("\n") == 1, here
+        same(here, run(remote, "submit", "cnn", "digits", *bad))
