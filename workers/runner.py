@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import TYPE_CHECKING
 
-import redis
-
-from shared.artifacts import ArtifactStore
-from shared.config import Settings
 from shared.errors import KilnError
-from shared.specs import JobSpec
-from shared.status import StatusStore
-from workers.contract import (Checkpoint, ScalingConfig, check_metrics_finite, checkpoint_saved_message,
-                              new_checkpoint_dir, persist_checkpoint)
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+    from shared.specs import JobSpec
+    from workers.contract import Checkpoint
+
+# Only the standard library and shared.errors at import time: a Ray worker imports this module to create
+# the runner, and ``start()`` answers (the job becomes RUNNING) once that and the constructor are done.
+# Redis, pydantic, numpy and the trainer's modules (about 0.4 s of CPU) load in the job's thread.
 
 STATUS_FIELDS = ("progress", "throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs")
 """Report keys that become fields of the job's live hash; ``phase`` becomes its message; ``placement``
@@ -38,6 +40,11 @@ class RunnerContext:
 
     def __init__(self, job_id: str, spec: JobSpec, settings: Settings, attempt: int,
                  placement_group_name: str | None = None):
+        import redis  # noqa: PLC0415 - see the module's imports
+
+        from shared.artifacts import ArtifactStore  # noqa: PLC0415
+        from shared.status import StatusStore  # noqa: PLC0415
+        from workers.contract import Checkpoint, ScalingConfig  # noqa: PLC0415
         from workers.trainers import trainer_class  # noqa: PLC0415
 
         self.job_id, self.spec, self.settings, self.attempt = job_id, spec, settings, attempt
@@ -61,6 +68,9 @@ class RunnerContext:
 
         A non-finite loss raises TrainingError (the job fails, nothing is registered). A checkpoint that
         cannot be persisted is logged and training goes on (the next one tries again)."""
+        from workers.contract import (  # noqa: PLC0415
+            check_metrics_finite, checkpoint_saved_message, persist_checkpoint)
+
         check_metrics_finite({k: v for k, v in metrics.items() if k == "loss"}, where="report")
         fields, live = {}, {}
         for k, v in metrics.items():
@@ -90,6 +100,8 @@ class RunnerContext:
         return self.store.job_dir(self.job_id, *parts)
 
     def new_checkpoint_dir(self):
+        from workers.contract import new_checkpoint_dir  # noqa: PLC0415
+
         return new_checkpoint_dir(self.store.job_dir(self.job_id))
 
     def uri(self, path) -> str:
@@ -132,8 +144,8 @@ def _one_line(exc: BaseException) -> str:
 class JobRunner:
     def __init__(self, job_id: str, spec_json: str, settings: dict, attempt: int,
                  placement_group_name: str | None = None):
-        self.args = (job_id, JobSpec.model_validate_json(spec_json), Settings.from_dict(settings), attempt,
-                     placement_group_name)
+        # parsed in the job's thread (_run), which imports what parsing needs: the constructor stays cheap
+        self.args = (job_id, spec_json, settings, attempt, placement_group_name)
         self._done = threading.Event()
         self._outcome: dict | None = None
         self._thread: threading.Thread | None = None
@@ -153,11 +165,15 @@ class JobRunner:
         return self._outcome
 
     def _run(self) -> None:
-        from workers.contract import run_trainer  # noqa: PLC0415
-
         ctx = None
         try:
-            ctx = RunnerContext(*self.args)
+            from shared.config import Settings  # noqa: PLC0415
+            from shared.specs import JobSpec  # noqa: PLC0415
+            from workers.contract import run_trainer  # noqa: PLC0415
+
+            job_id, spec_json, settings, attempt, pg_name = self.args
+            ctx = RunnerContext(job_id, JobSpec.model_validate_json(spec_json), Settings.from_dict(settings),
+                                attempt, pg_name)
             if ctx.resume is not None:
                 ctx.log(f"attempt {ctx.attempt}: resuming from the checkpoint")
             result = run_trainer(ctx.trainer_cls(ctx)).to_dict()
