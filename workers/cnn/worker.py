@@ -108,7 +108,8 @@ class CnnWorker:
     # -- training --------------------------------------------------------------------------------------
     def run_epoch(self, evaluate: bool = False) -> dict:
         """One epoch (all ranks call it together). Returns the loss averaged over ranks, the images all
-        ranks trained on, the seconds it took, and the CPU seconds all ranks' processes spent on it; with
+        ranks trained on, the seconds it took, the CPU seconds all ranks' processes spent on it and those of
+        their training threads alone ("thread_cpu_seconds": the rest is Ray's and torch's other threads); with
         ``evaluate``, rank 0 adds "finite" (are the weights finite) and "evaluation" (``evaluate()``) in
         the same call (one round trip per epoch for a Ray actor)."""
         *_, result = self.epoch_stream(None, evaluate)
@@ -119,7 +120,7 @@ class CnnWorker:
         {"progress": (steps done, steps)} at most every ``report_every_s`` seconds while it trains, then
         every rank yields ``run_epoch``'s result. The driver reads progress from the stream, so the actor
         needs no second thread (a threaded actor's training thread took ~7% more CPU per image)."""
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0, c0, th0 = time.perf_counter(), time.process_time(), time.thread_time()
         steps = train_epoch_steps(self.ddp, self.opt, self.train_data, self.cfg, self.state, rank=self.rank,
                                   world=self.world)
         last = t0
@@ -135,14 +136,16 @@ class CnnWorker:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         cpu = time.process_time() - c0  # this process's CPU time (all its threads): robust to others' load
-        loss = torch.tensor([out["loss"], float(out["images"]), cpu], dtype=torch.float64)
+        thread_cpu = time.thread_time() - th0  # the training thread's alone (the rest: Ray's threads, torch's)
+        loss = torch.tensor([out["loss"], float(out["images"]), cpu, thread_cpu], dtype=torch.float64)
         if self.world > 1:
             import torch.distributed as dist  # noqa: PLC0415
 
             dist.all_reduce(loss)
             loss[0] /= self.world
         result = {"epoch": self.state.epoch, "loss": float(loss[0]), "images": int(loss[1]),
-                  "seconds": time.perf_counter() - t0, "cpu_seconds": float(loss[2])}
+                  "seconds": time.perf_counter() - t0, "cpu_seconds": float(loss[2]),
+                  "thread_cpu_seconds": float(loss[3])}
         if evaluate and self.rank == 0:
             result["finite"] = self.weights_finite()
             result["evaluation"] = self.evaluate() if result["finite"] else None
