@@ -47,9 +47,14 @@ def _parse_answer(raw: bytes) -> tuple[int, bytes]:
         out, rest = [], body
         while True:
             size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line.split(b";")[0] or b"0", 16)
+            try:
+                size = int(size_line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise OSError("the server's answer was cut short") from None
             if size == 0:
                 break
+            if len(rest) < size:
+                raise OSError("the server's answer was cut short")
             out.append(rest[:size])
             rest = rest[size + 2:]
         body = b"".join(out)
@@ -59,6 +64,10 @@ def _parse_answer(raw: bytes) -> tuple[int, bytes]:
             raise OSError("the server's answer was cut short")
         body = body[:length]
     return int(fields[1]), body
+
+
+def _why(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
 class NotConnected(errors.Unavailable):
@@ -86,6 +95,8 @@ class KilnServer:
                 conn.request(method, target, body=data, headers=headers)
                 resp = conn.getresponse()
                 return resp.status, resp.read()
+            except http.client.HTTPException as e:  # a malformed or cut answer: the server is not usable
+                raise OSError(f"{type(e).__name__} {e}".strip()) from None
             finally:
                 conn.close()
         import socket  # noqa: PLC0415
@@ -146,8 +157,8 @@ class KilnServer:
             try:
                 conn.request("GET", parts.path + path, headers=headers)
                 resp = conn.getresponse()
-            except OSError as e:
-                raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
+            except (OSError, http.client.HTTPException) as e:
+                raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {_why(e)}") from None
             if resp.status >= 400:
                 body = json.loads(resp.read() or b"null")
                 err = body.get("error") if isinstance(body, dict) else None
@@ -156,8 +167,8 @@ class KilnServer:
             while True:
                 try:
                     line = resp.readline().decode().rstrip("\r\n")
-                except OSError as e:
-                    raise errors.Unavailable(f"lost the kiln server at {self.url}: {e.strerror or e}") from None
+                except (OSError, http.client.HTTPException, UnicodeDecodeError) as e:
+                    raise errors.Unavailable(f"lost the kiln server at {self.url}: {_why(e)}") from None
                 if line.startswith("event:"):
                     event = line[6:].strip()
                 elif line.startswith("data:"):

@@ -21,8 +21,11 @@ def test_watch_a_queued_job_then_ctrl_c(env, settings, tmp_path):
     second = svc.submit({"name": "second", "params": {"corpus": [str(corpus)], "min_count": 1}})
     assert svc.get(second["id"])["queue_position"] == 2
 
+    # a terminal's Ctrl-C: SIGINT at its default in the child even where this test process inherited it
+    # ignored (a test run started in the background by a non-interactive shell)
     proc = subprocess.Popen([KILN, "watch", second["id"]], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     line = proc.stderr.readline()  # the first progress line arrives once the job has been read
     assert second["id"] in line and "QUEUED" in line and "#2 in queue" in line, line
     assert len(line.rstrip("\n")) <= 80

@@ -164,3 +164,12 @@ def test_the_plain_http_reader_takes_lengths_and_chunks_and_refuses_the_rest():
     for bad in (b"", b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\n{}"):
         with pytest.raises(OSError):
             _parse_answer(bad)
+
+
+def test_a_cut_chunked_answer_is_a_lost_server_not_a_traceback():
+    from cli.http_client import _parse_answer
+
+    for cut in (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1a\r\nabc",
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
+        with pytest.raises(OSError):
+            _parse_answer(cut)
