@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from shared.errors import TrainingError
+from workers.word2vec.subsample import sample_ints
 from workers.word2vec.triton_kernel import interpreted, train_slice
 
 GPU_CHUNK_WORDS = 1 << 24
@@ -55,16 +56,6 @@ def free_bytes(device: torch.device) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def keep_thresholds(counts: np.ndarray, sample: float) -> np.ndarray:
-    """kernel.sample_ints without numba (the benchmark may run where numba is missing); a test pins them equal."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if sample <= 0:
-        return np.full(len(counts), 2**32, dtype=np.int64)
-    t = sample * counts.sum()
-    prob = np.minimum((np.sqrt(counts / t) + 1.0) * t / counts, 1.0)
-    return np.round(prob * 2**32).astype(np.int64)
-
-
 def alias_table_py(counts: np.ndarray, ns_exponent: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
     """kernel.alias_table without numba: Vose's alias method in plain Python (about a second per million
     words), the same table the numba build gives; a test pins them equal."""
@@ -87,12 +78,12 @@ def alias_table_py(counts: np.ndarray, ns_exponent: float = 0.75) -> tuple[np.nd
 
 
 def host_tables(counts: np.ndarray, *, ns_exponent: float, sample: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(keep thresholds, alias thresholds, alias words) for the kernel: the numba builds when numba is there,
-    else the plain ones above."""
+    """(keep thresholds, alias thresholds, alias words) for the kernel: the numba alias build when numba is
+    there, else the plain one above."""
     try:
-        from workers.word2vec.kernel import alias_table, sample_ints
+        from workers.word2vec.kernel import alias_table
     except Exception:  # noqa: BLE001 - numba missing, or one that refuses this NumPy
-        return (keep_thresholds(counts, sample), *alias_table_py(counts, ns_exponent))
+        return (sample_ints(counts, sample), *alias_table_py(counts, ns_exponent))
     return (sample_ints(counts, sample), *alias_table(counts, ns_exponent))
 
 

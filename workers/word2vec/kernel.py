@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from workers.word2vec.subsample import sample_ints  # noqa: F401  (the keep table; re-exported for callers)
+
 MAX_EXP = 6.0
 TABLE_SIZE = 1000
 _MASK48 = 0xFFFFFFFFFFFF
@@ -55,20 +57,6 @@ def cum_table(counts: np.ndarray, ns_exponent: float = 0.75, domain: int = 2**31
     table = np.round(cum * domain).astype(np.int64)
     table[-1] = domain
     return table
-
-
-def sample_ints(counts: np.ndarray, sample: float) -> np.ndarray:
-    """Per-word keep thresholds (int64 in [0, 2**32]) from gensim's subsampling formula.
-
-    A word with count ``v`` is kept with probability ``(sqrt(v / t) + 1) * t / v`` (capped at 1), where
-    ``t = sample * total``. A word is kept when its threshold >= a uniform 32-bit random draw.
-    """
-    counts = np.asarray(counts, dtype=np.float64)
-    if sample <= 0:
-        return np.full(len(counts), 2**32, dtype=np.int64)
-    t = sample * counts.sum()
-    prob = np.minimum((np.sqrt(counts / t) + 1.0) * t / counts, 1.0)
-    return np.round(prob * 2**32).astype(np.int64)
 
 
 @njit(cache=True)

@@ -3,7 +3,7 @@
 One program walks its own stretch of the encoded corpus (``ids``: int32 word ids, each sentence closed by
 -1, already on the device) the way the CPU kernel (kernel.py) walks a chunk:
 
-- subsampling: a word is kept when its keep threshold (``kernel.sample_ints``, the same table) is >= a
+- subsampling: a word is kept when its keep threshold (``subsample.sample_ints``, the CPU kernel's table) is >= a
   32-bit random draw; the window is formed over the kept words of a sentence, as on CPU;
 - the dynamic window: per centre word ``b`` uniform in [0, window), effective window ``window - b``;
 - negatives from the unigram^ns_exponent alias table (``kernel.alias_table``), drawn on the device; a
