@@ -64,6 +64,21 @@ def _home(env) -> Path:
     return Path(env["KILN_HOME"])
 
 
+def live_stack(env) -> dict:
+    """The record of a running stack, every recorded part alive; a stack an earlier test left down (its
+    daemon gone, its record stale) is brought up first, so one failure does not fail the tests after it."""
+    home = _home(env)
+    info = record(home)
+    if not info.get("pid") or processes.start_time(info["pid"]) != info.get("pid_start"):
+        assert run(["up"], env, timeout=180).returncode == 0
+    return wait_for(lambda: record(home) if _all_alive(record(home)) else None, 60, "the stack up")
+
+
+def _all_alive(info: dict) -> bool:
+    return info.get("state") == "up" and all(part.get("pid") and processes.start_time(part["pid"]) is not None
+                                             for part in info.get("parts", {}).values())
+
+
 def test_stack_files_are_private_and_redis_needs_the_password(stack_env):
     home = _home(stack_env)
     for name in ("stack.json", "logs/stack.log", "registry.db", "redis_password", "ray_auth_token"):
@@ -179,7 +194,7 @@ def test_down_while_a_job_runs_requeues_it_without_counting_an_attempt(stack_env
 
 def test_sigkill_of_the_stack_daemon_leaves_no_orphans(stack_env):
     home = _home(stack_env)
-    info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
+    info = live_stack(stack_env)
     assert len(stack_members(info)) >= 4  # daemon, redis-server, ray start, gcs, raylet, agents...
     os.kill(info["pid"], signal.SIGKILL)
     wait_for(lambda: not stack_members(info), 60, "every process of the killed stack to exit")
@@ -194,7 +209,7 @@ def test_leftovers_of_a_killed_stack_are_cleaned_by_the_next_up(stack_env):
     stop them). The next `kiln up` finds them by identity (recorded process group, started after its
     leader, a Ray command line) and kills them before it starts a new stack."""
     home = _home(stack_env)
-    info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
+    info = live_stack(stack_env)
     ray_group = info["parts"]["ray"]["pgid"]
     os.kill(info["pid"], signal.SIGKILL)
     os.kill(info["parts"]["ray"]["pid"], signal.SIGKILL)
@@ -209,8 +224,9 @@ def test_leftovers_of_a_killed_stack_are_cleaned_by_the_next_up(stack_env):
 def test_a_part_that_keeps_dying_brings_the_stack_down_and_says_so(stack_env):
     """Last in the module: it leaves the stack down."""
     home = _home(stack_env)
+    live_stack(stack_env)
     for n in range(MAX_RESTARTS + 1):
-        info = wait_for(lambda: record(home) if record(home).get("state") == "up" else None, 60, "the stack up")
+        info = wait_for(lambda: record(home) if _all_alive(record(home)) else None, 60, "the stack up")
         os.kill(info["parts"]["redis-server"]["pid"], signal.SIGKILL)
         if n < MAX_RESTARTS:
             wait_for(lambda: record(home).get("parts", {}).get("redis-server", {}).get("restarts") == n + 1, 60,
