@@ -37,7 +37,7 @@ CHECKPOINT_META = "meta.json"
 class ScalingConfig:
     """How many workers, with what resources, trained by which backend, placed how.
 
-    ``backend`` is chosen by name by the runner (for example "numba" or "torch-cuda" for word2vec,
+    ``backend`` is chosen by name by the runner (for example "numba" or "triton-cuda" for word2vec,
     "torch-cpu" / "torch-cuda" for CNNs); ``threads_per_worker`` is what a worker trains on
     (its reserved CPUs). ``placement_strategy`` is "PACK" (fill a node first) or "SPREAD".
     """
