@@ -75,7 +75,8 @@ def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_
     finals = {j: svc.wait(j, timeout_s=300) for j in jobs}
     problems = {j: (v["state"], v["error"]) for j, v in finals.items() if v["state"] != "SUCCEEDED"}
     assert not problems, problems
-    assert all(v["attempt"] == 1 for v in finals.values()), {j: v["attempt"] for j, v in finals.items()}
+    recounted = {j: [e["msg"] for e in svc.logs(j)] for j, v in finals.items() if v["attempt"] != 1}
+    assert not recounted, recounted  # a kill never counts an attempt; the logs say which path re-queued
     live = {j: svc.b.redis.hget(keys.job(j), "state") for j in jobs}
     assert all(state == b"SUCCEEDED" for state in live.values()), live  # SQL and Redis agree
     versions = svc.b.db.models.list_versions()
