@@ -173,17 +173,19 @@ def test_follow_on_a_terminal_shows_the_phase_in_80_columns_and_no_red(env, clus
 def test_pipes_are_refused_at_once_and_left_unread(env, tmp_path, small_corpus):
     fifo = tmp_path / "corpus.fifo"
     os.mkfifo(fifo)
-    writer = subprocess.Popen(["bash", "-c", f"cat {small_corpus} > {fifo}"])  # blocks until someone reads
+    writer = subprocess.Popen(["bash", "-c", f"cat {small_corpus} > {fifo}"],  # blocks until someone reads
+                              start_new_session=True)
     try:
         line = one_line_error(run(["submit", "word2vec", str(fifo)], env, timeout=60), 2)
         assert f"{fifo} is a named pipe" in line and "write it to a regular file first" in line
         assert writer.poll() is None  # nothing was read from it
     finally:
-        writer.kill()
+        os.killpg(writer.pid, signal.SIGKILL)  # bash and the child it forked for the redirection
         writer.wait()
     # bash's process substitution is a pipe too (/dev/fd/63): named as such, not reported "empty"
-    r = subprocess.run(["bash", "-c", f'"{KILN}" submit word2vec <(cat "{small_corpus}")'], env=env,
-                       capture_output=True, text=True, timeout=60)
+    # ($! is the substitution's cat, left blocked on its unread pipe: killed, so the test leaves no process)
+    r = subprocess.run(["bash", "-c", f'"{KILN}" submit word2vec <(cat "{small_corpus}"); rc=$?; kill $! 2>/dev/null; '
+                                      'exit $rc'], env=env, capture_output=True, text=True, timeout=60)
     line = one_line_error(r, 2)
     assert "is a named pipe" in line and "empty" not in line
 
