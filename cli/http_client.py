@@ -28,6 +28,7 @@ _ERRORS = {
     "UNAUTHENTICATED": errors.UserError,
     "PERMISSION_DENIED": errors.UserError,
     "PAYLOAD_TOO_LARGE": errors.UserError,
+    "RESOURCE_IN_USE": errors.UserError,
     "SERVICE_UNAVAILABLE": errors.Unavailable,
 }
 
@@ -113,33 +114,37 @@ class KilnServer:
         return _parse_answer(b"".join(chunks))
 
     def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
-                extra_headers: dict | None = None) -> object:
-        """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone."""
+                extra_headers: dict | None = None, *, data: bytes | None = None, content_type: str | None = None,
+                raw: bool = False) -> object:
+        """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone.
+        ``data`` + ``content_type``: a body that is not JSON (an upload); ``raw``: the answer's bytes."""
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "*/*" if raw else "application/json"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        data = None
         if body is not None:
-            data = json.dumps(body).encode()
-            headers["Content-Type"] = "application/json"
+            data, content_type = json.dumps(body).encode(), "application/json"
+        if content_type is not None:
+            headers["Content-Type"] = content_type
         target = urlsplit(self.url).path + path + (f"?{query}" if query else "")
         try:
-            status, body = self._exchange(method, target, data, {**headers, **(extra_headers or {})})
+            status, answer = self._exchange(method, target, data, {**headers, **(extra_headers or {})})
         except ConnectionRefusedError as e:  # nothing was sent: the caller may do it another way
             raise NotConnected(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
         except OSError as e:
             raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
+        if raw and status < 400:
+            return answer
         try:
-            data = json.loads(body) if body else None
+            decoded = json.loads(answer) if answer else None
         except ValueError:
             raise errors.Unavailable(f"the kiln server at {self.url} answered {status} with no JSON") from None
         if status >= 400:
-            err = (data or {}).get("error") if isinstance(data, dict) else None
+            err = decoded.get("error") if isinstance(decoded, dict) else None
             if not isinstance(err, dict):
                 raise errors.KilnError(f"the kiln server answered HTTP {status}")
             raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
-        return data
+        return decoded
 
     def get(self, path: str, **params) -> object:
         return self.request("GET", path, params)
@@ -355,6 +360,61 @@ class RemoteModels:
     def analogy(self, ref: str, a: str, b: str, c: str, top: int) -> list[tuple[str, float]]:
         return self._pairs(f"/api/models/{quote(ref, safe='')}/analogy",
                            lambda svc: svc.analogy(ref, a, b, c, top), a=a, b=b, c=c, top=top)
+
+    def predict(self, ref: str, paths: list[str], top: int) -> list[dict]:
+        """One {"path", "label", "score", "top"} per image file, as services.vision.predict: the files
+        uploaded in batches (cli/uploads.py), decoded and classified on the server."""
+        from cli.uploads import batches, multipart  # noqa: PLC0415
+
+        rows: list[dict] = []
+        path = f"/api/models/{quote(ref, safe='')}/batch/predict"
+        for i, batch in enumerate(batches(paths)):
+            body, content_type = multipart("image", batch)
+            try:
+                found = self.server.request("POST", path, {"top": top}, data=body, content_type=content_type)
+            except NotConnected:
+                if self.server.explicit or i:
+                    raise
+                from services import vision  # noqa: PLC0415
+
+                return vision.predict(self.local(), ref, paths, top=top)
+            rows += [{"path": p, "label": r["label"], "score": r["score"], "top": r["top"]}
+                     for (p, _), r in zip(batch, found["predictions"])]
+        return rows
+
+    def compare(self, refs: list[str]) -> dict:
+        return self._get("/api/compare", lambda svc: svc.compare(refs), ref=list(refs))
+
+    def lineage(self, ref: str) -> dict:
+        return self._get(f"/api/models/{quote(ref, safe='')}/lineage", lambda svc: svc.lineage(ref))
+
+    def describe(self, ref: str, text: str) -> None:
+        self._act("POST", f"/api/models/{quote(ref, safe='')}/description", lambda svc: svc.describe(ref, text),
+                  body={"description": text})
+
+    def deletable(self, ref: str) -> str:
+        """NAME:VERSION of the version a delete of ``ref`` would remove (checked as the delete checks it)."""
+        return self._get(f"/api/models/{quote(ref, safe='')}/deletable", lambda svc: {"ref": svc.deletable(ref).ref})["ref"]
+
+    def delete(self, ref: str, *, force: bool) -> dict:
+        return self._act("DELETE", f"/api/models/{quote(ref, safe='')}", lambda svc: svc.delete(ref, force=force),
+                         params={"force": "true" if force else None})
+
+    def plot(self, target: str, what: str, words: int) -> bytes:
+        """The PNG the server draws (services/plots.py), as bytes."""
+        def local(_svc):
+            from cli.context import backends  # noqa: PLC0415
+            from services.plots import render  # noqa: PLC0415
+
+            return render(backends(), target, what, words=words)
+
+        try:
+            return self.server.request("GET", f"/api/plot/{quote(target, safe='')}", {"what": what, "words": words},
+                                       raw=True)
+        except errors.Unavailable:
+            if self.server.explicit:
+                raise
+            return local(None)
 
     def _pairs(self, path: str, fallback, **params):
         found = self._get(path, lambda svc: [{"word": w, "similarity": s} for w, s in fallback(svc)], **params)

@@ -23,6 +23,13 @@ def _svc():
     return model_service()
 
 
+def _remote_or_svc():
+    """The server (KILN_URL, or the embedded stack's) when there is one, else the local ModelService."""
+    from cli.context import model_reader  # noqa: PLC0415
+
+    return model_reader() or _svc()
+
+
 def _local_time(iso: str) -> str:
     return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
@@ -161,7 +168,7 @@ def _value(v) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def compare(refs: tuple[str, ...], show_all: bool, as_json: bool) -> None:
     """Params, metrics and tags of two or more versions side by side; differences are marked '*'."""
-    d = _svc().compare(list(refs))
+    d = _remote_or_svc().compare(list(refs))
     if as_json:
         emit_json(d)
         return
@@ -187,7 +194,7 @@ def _cell(v) -> str:
 @click.option("--json", "as_json", is_flag=True)
 def lineage(ref: str, as_json: bool) -> None:
     """Where a version came from: job, input data, kiln version / commit, parent version."""
-    d = _svc().lineage(ref)
+    d = _remote_or_svc().lineage(ref)
     if as_json:
         emit_json(d)
         return
@@ -261,7 +268,7 @@ def tag(ref: str, pairs: tuple[str, ...], delete_keys: tuple[str, ...]) -> None:
 @click.argument("text")
 def describe(ref: str, text: str) -> None:
     """Set the description of a version, or of the model for a bare NAME ("" clears it)."""
-    _svc().describe(ref, text)
+    _remote_or_svc().describe(ref, text)
     click.echo(f"described {ref}")
 
 
@@ -272,15 +279,18 @@ def describe(ref: str, text: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def delete(ref: str, force: bool, yes: bool, as_json: bool) -> None:
     """Delete one version from the registry, then its files from the artifact store."""
-    svc = _svc()
-    mv = svc.deletable(ref)
+    from cli.context import model_reader  # noqa: PLC0415
+
+    remote = model_reader()  # a server deletes as an admin token's user; else the stores directly
+    svc = remote or _svc()
+    confirmed = remote.deletable(ref) if remote is not None else svc.deletable(ref).ref
     if not yes:
         import sys  # noqa: PLC0415
 
         if not sys.stdin.isatty():  # nobody to answer the question: say what to do instead of "aborted"
-            raise click.UsageError(f"no terminal to confirm the delete of {mv.ref}: add --yes")
-        click.confirm(f"delete {mv.ref} and its files?", abort=True)
-    d = svc.delete(mv.ref, force=force)  # the version confirmed, even if an alias moves meanwhile
+            raise click.UsageError(f"no terminal to confirm the delete of {confirmed}: add --yes")
+        click.confirm(f"delete {confirmed} and its files?", abort=True)
+    d = svc.delete(confirmed, force=force)  # the version confirmed, even if an alias moves meanwhile
     if as_json:
         emit_json(d)
         return

@@ -1,4 +1,4 @@
-"""kiln plot: a job's or a model's picture as a PNG file (matplotlib)."""
+"""kiln plot: a job's or a model's picture as a PNG file (matplotlib; drawn by the server when there is one)."""
 from __future__ import annotations
 
 import click
@@ -15,11 +15,17 @@ import click
 @click.option("--force", is_flag=True, help="replace an existing file")
 def plot(target: str, what: str, output: str, words: int, force: bool) -> None:
     """Draw WHAT for a job (job-...) or a model (NAME[:VERSION|@ALIAS]) into a PNG file."""
-    from cli.context import backends  # noqa: PLC0415
-    from services.export_target import export_target  # noqa: PLC0415
-    from services.plots import render  # noqa: PLC0415
+    from cli.context import model_reader  # noqa: PLC0415
+    from services.export_target import export_target  # noqa: PLC0415 - standard library only
 
-    png = render(backends(), target, what, words=words)
+    remote = model_reader()
+    if remote is not None:  # the server draws it (matplotlib there); the client writes the bytes
+        png = remote.plot(target, what, words)
+    else:
+        from cli.context import backends  # noqa: PLC0415
+        from services.plots import render  # noqa: PLC0415
+
+        png = render(backends(), target, what, words=words)
     with export_target(output, force=force) as tmp:
         tmp.write_bytes(png)
     if output != "-":

@@ -14,11 +14,19 @@ from cli.render import emit_json, table
               help='a list of {"path", "label", "score", "top": [{"label", "score"}, ...]}')
 def predict(model: str, images: tuple[str, ...], top: int, as_json: bool) -> None:
     """Classify images (PNG/JPEG files, or folders of them) with a registered CNN model."""
-    from services import vision  # noqa: PLC0415
+    from cli.context import model_reader  # noqa: PLC0415
 
-    from cli.context import model_service  # noqa: PLC0415
+    remote = model_reader()
+    if remote is not None:  # a server: the files are listed here, uploaded, decoded and classified there
+        from shared.image_files import image_files  # noqa: PLC0415
 
-    rows = vision.predict(model_service(), model, list(images), top=top)
+        rows = remote.predict(model, image_files(list(images)), top=top)
+    else:
+        from services import vision  # noqa: PLC0415
+
+        from cli.context import model_service  # noqa: PLC0415
+
+        rows = vision.predict(model_service(), model, list(images), top=top)
     if as_json:
         emit_json(rows)
         return

@@ -87,6 +87,25 @@ def delete_tag(request: Request, ref: str, key: str, who: Principal = Depends(pr
     return {"ref": ref, "removed": [key]}
 
 
+@router.post("/models/{ref}/description", summary="Set the description of a version (NAME:VERSION) or a model (NAME)",
+             openapi_extra=openapi_body("the description (\"\" clears it)", {"description": "trained on the 2024 dump"}))
+def describe(request: Request, ref: str, who: Principal = Depends(principal),
+             body: dict[str, Any] = Depends(json_object)) -> dict:
+    text = body.get("description")
+    if not isinstance(text, str):
+        raise InvalidParameter("description: a string is required")
+    _svc(request).describe(ref, text)
+    return {"ref": ref, "description": text}
+
+
+@router.get("/models/{ref}/deletable", summary="The version a delete of ref would remove (admin)")
+def deletable(request: Request, ref: str, who: Principal = Depends(principal)) -> dict:
+    """What `kiln models delete` asks to confirm: a bare NAME is refused (name the version)."""
+    require_admin(who, "deleting a model version")
+    mv = _svc(request).deletable(ref)
+    return {"name": mv.name, "version": mv.version, "ref": mv.ref}
+
+
 @router.delete("/models/{ref}", summary="Delete one version and its files (admin)")
 def delete(request: Request, ref: str, force: bool = False, who: Principal = Depends(principal)) -> dict:
     require_admin(who, "deleting a model version")

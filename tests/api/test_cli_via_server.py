@@ -173,3 +173,150 @@ def test_submit_cnn_through_the_server(sides):
         here = run(local, "submit", "cnn", "digits", *bad)
         assert here[0] == 2 and here[2].count("\n") == 1, here
         same(here, run(remote, "submit", "cnn", "digits", *bad))
+
+
+# -- predict, models compare / lineage / describe / delete, plot ---------------------------------------
+def run_no_tty(env, *args):
+    out = subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    return out.returncode, out.stdout, out.stderr
+
+
+def write_images(folder, n: int, *, start: int = 0):
+    """``n`` small PNGs of random pixels (grey and colour, several sizes): different predictions each."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(start)
+    paths = []
+    for i in range(start, start + n):
+        shape = (12 + i % 9, 16 + i % 5) + ((3,) if i % 3 == 0 else ())
+        path = folder / f"img{i:05d}.png"
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def cnn(api, sides):
+    from tests.api.conftest import register_cnn
+
+    return register_cnn(api.settings, "cmp-cnn")
+
+
+def test_predict_prints_the_same_through_the_server(sides, cnn, tmp_path):
+    """The images are uploaded, decoded and classified by the server: the same labels, scores, paths
+    (as given: relative, folders expanded) and refusals as the local path."""
+    local, remote, _, w2v, _ = sides
+    images = write_images(tmp_path / "imgs" / "deep", 7)
+    (tmp_path / "imgs" / "notes.txt").write_text("not an image")  # a folder lists its image files only
+    (tmp_path / "empty").mkdir()
+    bad = tmp_path / "bad.png"
+    bad.write_text("not a png")
+    cases = [
+        ["predict", cnn, str(images[0])], ["predict", cnn, str(images[1]), str(images[2]), "--top", "2"],
+        ["predict", cnn, str(tmp_path / "imgs"), "--json"], ["predict", cnn, str(tmp_path / "imgs"), "--top", "9"],
+        ["predict", cnn, str(images[0]), str(tmp_path / "imgs"), "--top", "3", "--json"],
+        ["predict", cnn, str(images[0]), str(bad)], ["predict", cnn, str(bad), "--json"],
+        ["predict", w2v, str(images[0])], ["predict", "nope:1", str(images[0])],
+        ["predict", cnn, str(tmp_path / "missing.png")], ["predict", cnn, str(tmp_path / "empty")],
+        ["predict", "nope:1", str(bad)], ["predict", cnn, str(images[0]), "--top", "0"],
+    ]
+    for args in cases:
+        here = run(local, *args)
+        same(here, run(remote, *args))
+        assert here[0] == 0 or (here[1] == "" and len(here[2].splitlines()) == 1), (args, here)
+    assert run(remote, "predict", cnn, str(bad))[2] == f"error: {bad}: not a readable image\n"
+    assert "word2vec model; kiln predict needs a cnn" in run(remote, "predict", w2v, str(images[0]))[2]
+    rows = json.loads(run(remote, "predict", cnn, str(tmp_path / "imgs"), "--json")[1])
+    assert [r["path"] for r in rows] == [str(p) for p in images]
+
+    # relative paths are printed as given, like the local path prints them
+    here = subprocess.run([KILN, "predict", cnn, "imgs", "--json"], env=local, cwd=tmp_path, capture_output=True, text=True)
+    there = subprocess.run([KILN, "predict", cnn, "imgs", "--json"], env=remote, cwd=tmp_path, capture_output=True, text=True)
+    assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr)
+    assert json.loads(there.stdout)[0]["path"] == "imgs/deep/img00000.png"
+
+
+def test_predict_sends_thousands_of_images_in_batches(sides, cnn, tmp_path):
+    """2,500 images: more than one request may carry (the server takes 1,000 files a request), so the
+    answer proves the client batches; the output equals the local path's, bad file last included."""
+    local, remote, *_ = sides
+    write_images(tmp_path / "many", 2500)
+    args = ["predict", cnn, str(tmp_path / "many"), "--json", "--top", "2"]
+    here, there = run_no_tty(local, *args), run_no_tty(remote, *args)
+    assert here[0] == 0, here[2]
+    same(here, there)
+    assert len(json.loads(there[1])) == 2500
+    (tmp_path / "many" / "zzz.png").write_bytes(b"\x89PNG but cut")
+    bad = ["predict", cnn, str(tmp_path / "many")]
+    here, there = run_no_tty(local, *bad), run_no_tty(remote, *bad)
+    same(here, there)
+    assert here == (2, "", f"error: {tmp_path / 'many' / 'zzz.png'}: not a readable image\n")
+
+
+def test_compare_lineage_and_describe_print_the_same_through_the_server(sides, cnn):
+    local, remote, _, w2v, _ = sides
+    for args in (["models", "compare", w2v, cnn], ["models", "compare", w2v, cnn, "--all", "--json"],
+                 ["models", "compare", w2v], ["models", "compare", w2v, "nope:2"],
+                 ["models", "lineage", w2v], ["models", "lineage", cnn, "--json"], ["models", "lineage", "nope:1"],
+                 ["models", "lineage", "bad name!"]):
+        here = run(local, *args)
+        same(here, run(remote, *args))
+        assert here[0] in (0, 1, 2) and (here[0] == 0 or len(here[2].splitlines()) == 1), (args, here)
+    name = w2v.split(":")[0]
+    for args in (["models", "describe", w2v, "the small one"], ["models", "describe", name, "all of them"],
+                 ["models", "describe", w2v, ""], ["models", "describe", "nope:1", "x"]):
+        results = []
+        for env in (local, remote):
+            results.append((run(env, *args), run(local, "models", "show", w2v, "--json")))
+            run(local, "models", "describe", w2v, "reset")
+        (here, after_here), (there, after_there) = results
+        same(here, there)
+        assert after_there == after_here
+    assert json.loads(run(local, "models", "show", w2v, "--json")[1])["description"] == "reset"
+
+
+def test_delete_through_the_server_needs_an_admin_and_refuses_while_aliased(api, sides):
+    local, remote, *_ = sides
+    as_alice = {**remote, "KILN_TOKEN": api.tokens["alice"]}
+    refs = {side: register_word2vec(api.settings, "cmp-del") for side in ("here", "there")}
+    denied = run(as_alice, "models", "delete", refs["there"], "--yes")
+    assert denied == (2, "", "error: deleting a model version needs an admin token (alice is not an admin)\n")
+    assert run_no_tty(as_alice, "models", "delete", refs["there"]) == denied  # refused before any question
+    for args in (["models", "delete", "cmp-del", "--yes"], ["models", "delete", "nope:1", "--yes"],
+                 ["models", "delete", "cmp-del@none", "--yes"]):
+        same(run(local, *args), run(remote, *args))
+    for side, env in (("here", local), ("there", remote)):
+        run(local, "models", "alias", refs[side], "keep")
+        assert run(env, "models", "delete", refs[side], "--yes")[0] == 2
+        run(local, "models", "alias", "cmp-del", "keep", "--delete")
+    no_tty = [run_no_tty(env, "models", "delete", refs[side]) for side, env in (("here", local), ("there", remote))]
+    assert no_tty[0][0] == 2 and no_tty[1] == (2, "", no_tty[0][2].replace(refs["here"], refs["there"]))
+    done = {side: run(env, "models", "delete", refs[side], "--yes")
+            for side, env in (("here", local), ("there", remote))}
+    assert done["there"] == (0, done["here"][1].replace(refs["here"], refs["there"]), "")
+    assert done["there"][1].startswith(f"deleted {refs['there']} (")
+    assert run(local, "models", "show", refs["there"])[0] == 1
+
+
+def test_plot_writes_the_same_png_through_the_server(sides, cnn, tmp_path):
+    local, remote, job, w2v, _ = sides
+    for what, target in (("confusion", cnn), ("filters", cnn), ("embeddings", w2v), ("loss", job)):
+        files = {side: tmp_path / f"{what}-{side}.png" for side in ("here", "there")}
+        here = run(local, "plot", target, "--what", what, "-o", str(files["here"]), "--words", "20")
+        there = run(remote, "plot", target, "--what", what, "-o", str(files["there"]), "--words", "20")
+        same((here[0], here[1], here[2].replace("-here.png", ".png")),
+             (there[0], there[1], there[2].replace("-there.png", ".png")))
+        if here[0] == 0:
+            assert files["there"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert files["there"].read_bytes() == files["here"].read_bytes()
+    existing = tmp_path / "confusion-here.png"
+    for args in (["plot", cnn, "--what", "confusion", "-o", str(existing)],  # exists, no --force
+                 ["plot", w2v, "--what", "confusion", "-o", str(tmp_path / "x.png")],
+                 ["plot", "job-0000beef", "--what", "loss", "-o", str(tmp_path / "x.png")],
+                 ["plot", "nope:1", "--what", "loss", "-o", str(tmp_path / "x.png")],
+                 ["plot", cnn, "--what", "confusion", "-o", str(tmp_path / "no-dir" / "x.png")]):
+        here = run(local, *args)
+        same(here, run(remote, *args))
+        assert here[0] != 0 and len(here[2].splitlines()) == 1, (args, here)

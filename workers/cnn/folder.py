@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from shared.errors import InvalidParameter, TrainingError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+from shared.image_files import IMAGE_SUFFIXES  # noqa: F401 - one list of image suffixes
 
 
 @dataclass(frozen=True)

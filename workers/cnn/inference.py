@@ -11,26 +11,10 @@ import numpy as np
 import torch
 
 from shared.errors import InvalidParameter
+from shared.image_files import image_files  # noqa: F401 - the listing `kiln predict` uses (re-exported)
 from workers.cnn.card import WEIGHTS, read_card
-from workers.cnn.folder import IMAGE_SUFFIXES, decode
+from workers.cnn.folder import decode
 from workers.cnn.models import build_model
-
-
-def image_files(args: list[str]) -> list[str]:
-    """Files named by ``args``: each file as given, each directory's image files (recursive, sorted)."""
-    out = []
-    for a in args:
-        p = Path(a).expanduser()
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise InvalidParameter(f"{a}: a directory with no image files")
-            out += found
-        elif p.is_file():
-            out.append(str(p))
-        else:
-            raise InvalidParameter(f"{a}: no such file or directory")
-    return out
 
 
 class Classifier:
@@ -77,7 +61,8 @@ class Classifier:
         return torch.cat([torch.softmax(self.module(x[i:i + batch_size]), dim=1) for i in range(0, len(x), batch_size)])
 
     def predict(self, paths: list[str], top: int = 1, batch_size: int = 512) -> list[dict]:
-        """One {"path", "label", "score", "top": [{"label", "score"}...]} per image, in order, batched."""
+        """One {"path", "label", "score", "top": [{"label", "score"}...]} per image, in order, batched
+        (``path`` None for an image given as an array)."""
         top = max(1, min(top, len(self.classes)))
         out = []
         for start in range(0, len(paths), batch_size):
@@ -86,5 +71,6 @@ class Classifier:
             scores, idx = probs.topk(top, dim=1)
             for path, s, i in zip(chunk, scores.tolist(), idx.tolist()):
                 ranked = [{"label": self.classes[j], "score": round(float(v), 6)} for v, j in zip(s, i)]
-                out.append({"path": str(path), "label": ranked[0]["label"], "score": ranked[0]["score"], "top": ranked})
+                where = None if isinstance(path, np.ndarray) else str(path)  # an array's str() costs ms
+                out.append({"path": where, "label": ranked[0]["label"], "score": ranked[0]["score"], "top": ranked})
         return out
