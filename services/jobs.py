@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 from shared import keys
-from shared.errors import InvalidParameter
+from shared.errors import InvalidParameter, KilnError
 from shared.states import JobState
 
 if TYPE_CHECKING:  # pydantic is imported only by the commands that build specs; redis by those that use it
@@ -66,61 +66,119 @@ class JobService:
         return spec
 
     def submit(self, data: dict | JobSpec) -> dict:
-        """Validate, then store and enqueue a job. Returns the job view (see ``get``).
+        """Validate, then store and enqueue a job. Returns the job view (see ``get``); raises what
+        refused it. One job of ``submit_many``: the same checks, writes and answer."""
+        out = self.submit_many([data])[0]
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
-        The SQL row first (committed), then in one Redis round trip the live hash, the first log line,
-        the queue entry, the dispatcher's wake-up and what the view reads back (live part, queue
-        position). If Redis refuses, the row is taken back: the job is stored in both or in neither. So
-        the SQL write transaction is never held open across a Redis round trip (on SQLite, one writer,
-        a server's submissions take turns for about a millisecond each), the dispatcher never sees a
-        queued id before its row, and a process that dies between the two leaves a QUEUED row that the
-        dispatcher puts back on the queue (``_restore_redis``)."""
-        spec = self.validate(data)
-        now = time.time()
-        db = self.b.db
-        client = self.b.redis  # reachable before anything is written (Unavailable otherwise)
-        job_id = new_job_id()
-        with _sql_writes(db):
-            rec = db.jobs.create(job_id=job_id, name=spec.name, kind=spec.kind, user=spec.user,
-                                 spec_json=spec.model_dump_json(), priority=spec.priority,
-                                 max_retries=spec.max_retries, submitted_at=datetime.fromtimestamp(now, timezone.utc))
-        try:
-            pipe = client.pipeline(transaction=True)
-            self.b.status.create(job_id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
-                                          "priority": spec.priority, "submitted_at": now,
-                                          "epochs": spec.params.epochs}, pipeline=pipe)
-            self.b.status.log(job_id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
-            self.b.queue.push(job_id, priority=spec.priority, submitted_at=now, pipeline=pipe)  # + wake-up
-            pipe.hgetall(keys.job(job_id))
-            pipe.zrank(keys.QUEUE, job_id)
-            *_, raw, rank = pipe.execute()
-        except BaseException:
-            with _sql_writes(db):
-                db.jobs.remove_unstarted(job_id)
-            try:  # whatever of the transaction Redis did run (a command that failed does not stop the others)
-                undo = client.pipeline(transaction=True)
-                self.b.queue.remove(job_id, pipeline=undo)
-                self.b.status.delete(job_id, pipeline=undo)
-                undo.execute()
-            except Exception:  # noqa: BLE001 - Redis is away: a queued id without its row is dropped by the dispatcher
-                pass
-            raise
+    def submit_many(self, items: list[dict | JobSpec]) -> list[dict | Exception]:
+        """Validate, store and enqueue several jobs at once (group commit: what a server's concurrent
+        submissions share). Returns, in order, each job's view or the error that refused that job alone
+        (its spec, its resources, a taken id, a Redis command that failed for it); an error that stops
+        every job (Redis or SQL away) is raised, with nothing of any of them left stored.
+
+        The SQL rows first, in one committed transaction; then one Redis transaction (MULTI/EXEC) writes
+        each job's live hash, first log line, queue entry and what its view reads back (live part, queue
+        position), and one dispatcher wake-up for them all. A job whose Redis part failed has its row
+        deleted again and what Redis did keep of it removed: each job is stored in both or in neither.
+        So the SQL write transaction is never held open across a Redis round trip (on SQLite, one
+        writer, it is held for one commit per batch), the dispatcher never sees a queued id before its
+        row, and a process that dies between the two leaves QUEUED rows that the dispatcher puts back
+        on the queue (``_restore_redis``). No job is answered before both halves are written."""
+        from services.queue import wake  # noqa: PLC0415
         from shared.status import decode_hash  # noqa: PLC0415
 
-        view = job_view(rec, decode_hash(raw))
-        view["queue_position"] = None if rank is None else int(rank) + 1
-        return view
+        results: list = [None] * len(items)
+        nodes = self._cluster_nodes()  # one read for the whole batch
+        specs: dict[int, JobSpec] = {}
+        for i, data in enumerate(items):
+            try:
+                specs[i] = self._validate(data, nodes)
+            except Exception as e:  # noqa: BLE001 - this job's own refusal, answered to it alone
+                results[i] = e
+        if not specs:
+            return results
+        client = self.b.redis  # reachable before anything is written (Unavailable otherwise)
+        now = time.time()
+        db = self.b.db
+        recs: dict[int, object] = {}
+        with _sql_writes(db), db.session() as s:
+            for i, spec in specs.items():
+                try:
+                    recs[i] = db.jobs.create(job_id=new_job_id(), name=spec.name, kind=spec.kind, user=spec.user,
+                                             spec_json=spec.model_dump_json(), priority=spec.priority,
+                                             max_retries=spec.max_retries,
+                                             submitted_at=datetime.fromtimestamp(now, timezone.utc), session=s)
+                except KilnError as e:  # e.g. a taken id: its savepoint alone was rolled back
+                    results[i] = e
+        if not recs:
+            return results
+        try:
+            pipe = client.pipeline(transaction=True)
+            spans = {}
+            for i, rec in recs.items():
+                spec, first = specs[i], len(pipe.command_stack)
+                self.b.status.create(rec.id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
+                                              "priority": spec.priority, "submitted_at": now,
+                                              "epochs": spec.params.epochs}, pipeline=pipe)
+                self.b.status.log(rec.id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
+                self.b.queue.push(rec.id, priority=spec.priority, submitted_at=now, pipeline=pipe, wake_up=False)
+                pipe.hgetall(keys.job(rec.id))
+                pipe.zrank(keys.QUEUE, rec.id)
+                spans[i] = (first, len(pipe.command_stack))
+            wake(pipe)
+            answers = pipe.execute(raise_on_error=False)
+        except BaseException:
+            self._take_back([rec.id for rec in recs.values()])
+            raise
+        failed = {i: next(a for a in answers[lo:hi] if isinstance(a, Exception))
+                  for i, (lo, hi) in spans.items() if any(isinstance(a, Exception) for a in answers[lo:hi])}
+        if failed:
+            self._take_back([recs[i].id for i in failed])
+        for i, rec in recs.items():
+            if i in failed:
+                results[i] = failed[i]
+                continue
+            *_, raw, rank = answers[slice(*spans[i])]
+            view = job_view(rec, decode_hash(raw))
+            view["queue_position"] = None if rank is None else int(rank) + 1
+            results[i] = view
+        return results
+
+    def _take_back(self, job_ids: list[str]) -> None:
+        """Remove submitted jobs whose Redis half failed: their rows, and whatever Redis kept of them."""
+        db = self.b.db
+        with _sql_writes(db):
+            db.jobs.remove_unstarted_many(job_ids)
+        try:  # whatever of the transaction Redis did run (a command that failed does not stop the others)
+            undo = self.b.redis.pipeline(transaction=True)
+            for job_id in job_ids:
+                self.b.queue.remove(job_id, pipeline=undo)
+                self.b.status.delete(job_id, pipeline=undo)
+            undo.execute()
+        except Exception:  # noqa: BLE001 - Redis is away: a queued id without its row is dropped by the dispatcher
+            pass
+
+    def _validate(self, data: dict | JobSpec, nodes: list[dict] | None) -> JobSpec:
+        from shared.specs import JobSpec  # noqa: PLC0415
+
+        spec = data if isinstance(data, JobSpec) else validate_offline(data, user=self.b.settings.user)
+        problem = unsatisfiable(spec, nodes) if nodes else None
+        if problem:
+            raise InvalidParameter(problem)
+        return spec
+
+    def _cluster_nodes(self) -> list[dict] | None:
+        """The dispatcher's node list (None before it wrote one, or without Redis)."""
+        client = self.b.redis_or_none()
+        raw = client.get(keys.CLUSTER_NODES) if client is not None else None
+        return json.loads(raw) if raw else None
 
     def _check_resources(self, spec: JobSpec) -> None:
         """Refuse a job that no node of the cluster could ever hold (uses the dispatcher's node list)."""
-        client = self.b.redis_or_none()
-        raw = client.get(keys.CLUSTER_NODES) if client is not None else None
-        if not raw:
-            return  # no cluster view yet; the dispatcher checks again before placing the job
-        nodes = json.loads(raw)
-        problem = unsatisfiable(spec, nodes)
-        if problem:
-            raise InvalidParameter(problem)
+        self._validate(spec, self._cluster_nodes())
 
     # -- read -----------------------------------------------------------------------------------
     def get(self, job_id: str) -> dict:

@@ -13,8 +13,10 @@ from fastapi.staticfiles import StaticFiles
 
 from services.api import errors
 from services.api.auth import OpenDoor
+from services.api.group_commit import GroupCommit
 from services.api.limits import BodyLimit
 from services.api.state import ServerState
+from services.api.submit_route import SubmitRoute
 from services.backends import Backends
 from shared.config import Settings
 
@@ -38,7 +40,9 @@ def create_app(settings: Settings, *, loopback: bool = True, data_roots: tuple[P
     app.state.kiln = ServerState(settings=settings, backends=backends, tokens=tokens,
                                  is_open=OpenDoor(tokens, loopback=loopback),
                                  data_roots=tuple(Path(r).resolve() for r in data_roots))
+    app.state.group_commit = GroupCommit(lambda: app.state.kiln.job_service(settings.user))
     errors.install(app)
+    app.add_middleware(SubmitRoute)  # POST /api/jobs without the router (inside BodyLimit: the same limit)
     app.add_middleware(BodyLimit)
     app.include_router(jobs.router)
     app.include_router(models.router)

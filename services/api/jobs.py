@@ -40,19 +40,27 @@ def _state(request: Request):
                                         {"kind": "word2vec", "name": "news", "params": {"corpus": ["/data/news.txt"]}}))
 def submit(request: Request, who: Principal = Depends(principal), spec: dict[str, Any] = Depends(json_object)) -> dict:
     """Validate and queue a job; answers with the new job (as ``kiln status --json``). The job's user is
-    the caller's; a spec naming another user is refused."""
+    the caller's; a spec naming another user is refused. (A server built by ``create_app`` answers this
+    route in services/api/submit_route.py, which runs the same ``submit_job``.)"""
+    return answer(submit_job(request.app, who, spec, request.headers.get(FLAGS_HEADER) == "1"), 201)
+
+
+def submit_job(app, who: Principal, spec: dict[str, Any], flags: bool) -> dict:
+    """The submission itself (in a worker thread): the caller's user, the data roots, ``validate_offline``
+    as ``kiln submit`` runs it, then stored and queued with the other submissions waiting at that moment
+    (services/api/group_commit.py: ``JobService.submit_many``). ``flags``: the spec was built from `kiln
+    submit` flags, so messages name the flags, as the local CLI's do."""
     from services.jobs import validate_offline  # noqa: PLC0415
 
     if "user" in spec and spec["user"] != who.user:
         raise InvalidParameter(f"user: jobs submitted with this token belong to {who.user}, not {spec['user']!r}")
     data = {k: v for k, v in spec.items() if k != "user"}
-    st = _state(request)
+    st = app.state.kiln
     check_absolute(raw_paths(data))
     check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
-    # a spec built from `kiln submit` flags: messages name the flags, as the local CLI's do
-    validated = validate_offline(data, user=who.user, flags=request.headers.get(FLAGS_HEADER) == "1")
+    validated = validate_offline(data, user=who.user, flags=flags)
     check_paths(spec_paths(validated), st.data_roots)
-    return answer(st.job_service(who.user).submit(validated), 201)  # SQLite writers take turns in it
+    return app.state.group_commit.submit(validated)
 
 
 @router.get("", summary="List jobs, newest first")

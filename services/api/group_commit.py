@@ -1,0 +1,65 @@
+"""Group commit for the server's submissions: concurrent ``POST /api/jobs`` share one SQL transaction and
+one Redis transaction.
+
+A request thread hands its validated spec to ``GroupCommit.submit`` and waits; one writer thread takes
+every spec waiting at that moment (up to ``MAX_BATCH``) and stores them with ``JobService.submit_many``
+(the same writes as ``kiln submit``), then wakes each request with its own job view or error. A request
+is answered only once its row is committed and its job queued in Redis. On one core, a batch's single
+commit and single round trip cost far less than one of each per job, and while a batch is written the
+next one gathers, so the batch size follows the load by itself (one job alone is written at once).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from concurrent.futures import Future
+
+MAX_BATCH = 64
+"""Most submissions stored by one transaction."""
+
+
+class GroupCommit:
+    def __init__(self, service_factory, *, max_batch: int = MAX_BATCH):
+        """``service_factory()``: a JobService (its user is not used: each spec names its own)."""
+        self._service_factory = service_factory
+        self._max_batch = max_batch
+        self._waiting: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    def submit(self, spec) -> dict:
+        """Store and queue the validated ``spec`` with whatever else is waiting; its job view once it is
+        stored (or the error that refused it). Blocks the calling thread until then."""
+        done: Future = Future()
+        self._ensure_writer()
+        self._waiting.put((spec, done))
+        return done.result()
+
+    def _ensure_writer(self) -> None:
+        if self._thread is None:
+            with self._start:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._write_forever, name="kiln-group-commit",
+                                                    daemon=True)
+                    self._thread.start()
+
+    def _write_forever(self) -> None:
+        service = None
+        while True:
+            batch = [self._waiting.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._waiting.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                if service is None:
+                    service = self._service_factory()
+                outcomes = service.submit_many([spec for spec, _ in batch])
+            except BaseException as e:  # noqa: BLE001 - the whole batch failed; each request answers it
+                outcomes = [e] * len(batch)
+            for (_, done), outcome in zip(batch, outcomes):
+                if isinstance(outcome, BaseException):
+                    done.set_exception(outcome)
+                else:
+                    done.set_result(outcome)
