@@ -2,15 +2,19 @@
 
 It runs as a named, detached Ray actor (see dispatcher_client) with its loop in a thread. For each job
 it starts, it reserves a placement group (services/placement.py: one bundle per worker, PACK or
-SPREAD, named after the job), creates the job's JobRunner (named after the job, detached), calls
-``start()`` and waits on ``wait()``. Runners only report live numbers; the dispatcher records every
+SPREAD, named after the job), hands the job to a spare JobRunner started ahead of time (one call,
+``assign``; services/runner_pool.py) or, when none is ready, creates a fresh one named after the job and
+calls ``start()``, then waits on ``wait()``. Which actor runs the job is written into its live hash
+(``runner``) before the hand-over. Runners only report live numbers; the dispatcher records every
 state: STARTING when the group is placed, RUNNING once ``start()`` returned, and the terminal state from
 the runner's outcome, in SQL first and then in Redis.
 
 Everything it needs to carry on lives in SQL, Redis and Ray's named objects, so when Ray restarts it
-(or it is killed at any moment), it re-attaches to the runners still alive and calls ``start()`` again
-(idempotent: a dispatcher may die between creating a runner and starting it), registers results that
-were kept but not yet registered, and re-queues the jobs whose runner is gone.
+(or it is killed at any moment), it re-attaches to the runners still alive (a spare says which job it
+holds; a fresh runner is found by name) and calls ``start()`` again (idempotent: a dispatcher may die
+between creating a runner and starting it), registers results that were kept but not yet registered,
+re-queues the jobs whose runner is gone (without counting an attempt when the runner never started), and
+kills every runner actor that belongs to no live job and to no pool.
 
 States are written by services/job_outcomes.py: a trained result is written beside the job's
 artifacts before it is registered, and whatever the database cannot take now (a result, a FAILED, a
@@ -27,7 +31,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from services import job_files, placement
+from services import job_files, placement, runner_pool
 from services.backends import Backends
 from services.job_outcomes import OutcomeRecorder, Unregistered, one_line
 from services.jobs import unsatisfiable
@@ -57,7 +61,7 @@ MAX_BYPASS = 5
 DB_WAIT_S = 5.0
 """How long one dispatcher round waits for a locked SQLite file (the registry's default is 30 s). Whatever
 it could not write is kept and written on a later round, and the heartbeat (15 s) stays fresh meanwhile."""
-RUNNER_PREFIX = "runner-"
+RUNNER_PREFIX = runner_pool.RUNNER_PREFIX
 
 
 @dataclass
@@ -72,18 +76,23 @@ class Running:
     wait_ref: object = None
     running: bool = False
     since: float = field(default_factory=time.time)
+    runner_name: str = ""
+    spare: bool = False
+    """Handed to a spare runner by this dispatcher: until its ``assign`` returned True, the job may not
+    have started there (a dead spare costs the job no attempt)."""
 
 
 class Dispatcher:
     """Plain class; ``ray.remote(Dispatcher)`` makes it the actor."""
 
-    def __init__(self, settings: dict, poll_s: float = POLL_S):
+    def __init__(self, settings: dict, poll_s: float = POLL_S, spares: int = runner_pool.SPARES):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
         self.settings = Settings.from_dict(settings)
         self.b = Backends(self.settings)
         self.poll_s = poll_s
         self.running: dict[str, Running] = {}
         self.record = OutcomeRecorder(self.b)
+        self.pool = runner_pool.RunnerPool(self.settings.namespace, size=spares)
         self.bypassed: dict[str, int] = {}
         self.reasons: dict[str, str] = {}
         self._specs: dict[str, tuple[str, JobSpec]] = {}
@@ -107,7 +116,9 @@ class Dispatcher:
         import os  # noqa: PLC0415
 
         return {"pid": os.getpid(), "running": sorted(self.running), "unregistered": sorted(self.record.unregistered),
-                "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue)}
+                "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue),
+                "runners": {j: r.runner_name for j, r in self.running.items()}, "spares": sorted(self.pool.names()),
+                "spares_ready": sorted(self.pool.ready())}
 
     def stop(self) -> None:
         self._stop.set()
@@ -130,6 +141,7 @@ class Dispatcher:
                               level="WARNING")
             self.b.queue.push(job_id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
             requeued.append(job_id)
+        self.pool.close()
         return requeued
 
     # -- the loop ---------------------------------------------------------------------------------
@@ -183,9 +195,10 @@ class Dispatcher:
     def _recover(self) -> None:
         """On (re)start: rebuild Redis from SQL, register kept results, re-attach to the runners still
         alive (calling ``start()`` again: the last dispatcher may have died before it did)."""
-        import ray  # noqa: PLC0415
-
+        ns = self.settings.namespace
         records = self._restore_redis()
+        found = runner_pool.find_spares(ns)
+        recorded = set()
         for rec in records:
             state = JobState(rec.state)
             if state == JobState.QUEUED:
@@ -193,10 +206,9 @@ class Dispatcher:
                 continue
             spec = JobSpec.model_validate_json(rec.spec_json)
             kept = job_files.load_result(self.b.artifacts, rec.id)
-            try:
-                runner = ray.get_actor(RUNNER_PREFIX + rec.id, namespace=self.settings.namespace)
-            except ValueError:
-                runner = None
+            recorded.add(runner_pool.recorded_runner(self.b.status, rec.id))
+            name, runner = runner_pool.runner_of(rec.id, runner_pool.recorded_runner(self.b.status, rec.id),
+                                                 found, ns) or ("", None)
             if kept is not None:  # trained, but not registered before the last dispatcher died
                 self._release(rec.id, runner)
                 self.record.unregistered[rec.id] = Unregistered(kept)
@@ -209,18 +221,28 @@ class Dispatcher:
                 continue
             run = Running(rec.id, rec.user, spec, runner, start_ref=runner.start.remote(),
                           running=state == JobState.RUNNING,
-                          since=rec.started_at.timestamp() if rec.started_at else time.time())
+                          since=rec.started_at.timestamp() if rec.started_at else time.time(), runner_name=name)
             self.running[rec.id] = run
-            self.b.status.log(rec.id, "dispatcher restarted; re-attached to the job's runner")
-        self._remove_stray_groups()
+            self.b.status.log(rec.id, f"dispatcher restarted; re-attached to the job's runner ({name})")
+        for name, handle, ready_ref in found.idle:  # spares of the last dispatcher that hold no job
+            # one recorded as a job's runner was being handed that job: never adopted, as the hand-over
+            # could still arrive; the job itself was re-queued above without counting an attempt
+            if name in recorded or not self.pool.adopt(name, handle, ready_ref):
+                runner_pool.kill(handle)
+        self._remove_stray_groups()  # also kills spares that hold a job no longer live
+        self.pool.fill()
 
     def _remove_stray_groups(self) -> None:
-        """Remove every job group of this namespace whose job has no runner here: a dispatcher killed
+        """Kill every runner actor that is neither a live job's nor a spare of this pool, and remove every
+        job group of this namespace whose job has no runner here: a dispatcher killed
         between reserving a group and starting the runner (the job is re-queued), or between recording a
         job's end and removing its group, leaves one behind holding CPUs, which could keep the job itself,
         or any other, waiting forever. (Runs in the loop's thread, so no ``_start`` is half done.)"""
         for job_id in placement.remove_orphans(set(self.running)):
             log.info("removed a placement group left behind by job %s", job_id)
+        keep = {run.runner_name for run in self.running.values()} | self.pool.names()
+        for name in runner_pool.sweep(self.settings.namespace, keep):
+            log.info("killed runner actor %s, which ran no live job", name)
 
     def _restore_redis(self) -> list:
         """Recreate the live hash of every non-terminal job that lost it, and put QUEUED jobs that are
@@ -285,6 +307,16 @@ class Dispatcher:
         import ray  # noqa: PLC0415
 
         for job_id, run in list(self.running.items()):
+            if run.spare and not run.running:  # wait() only once the spare took the job: it runs no other
+                if not ray.wait([run.start_ref], timeout=0)[0]:
+                    self._check_timeout(run)
+                    continue
+                if not _returned_true(run.start_ref):
+                    del self.running[job_id]
+                    self._release(job_id, run.runner)
+                    self.pool.spare_failed(run.runner_name)
+                    self.record.requeue_same_attempt(job_id, "the spare runner could not take the job")
+                    continue
             if run.wait_ref is None:
                 run.wait_ref = run.runner.wait.remote()
             if not run.running and run.start_ref is not None and ray.wait([run.start_ref], timeout=0)[0]:
@@ -327,6 +359,8 @@ class Dispatcher:
             return
         run.running = True
         run.since = time.time()
+        if run.spare:
+            self.pool.spare_worked()
 
     def _check_timeout(self, run: Running) -> None:
         limit = run.spec.timeout_s
@@ -380,6 +414,7 @@ class Dispatcher:
                 reasons[job_id] = ("waiting for Ray to place its workers (the free resources seen a moment ago "
                                    "were taken)")
         self._show_reasons(reasons)
+        self.pool.fill()  # the next spare starts now, while the job just handed over gets going
 
     def _caps(self) -> dict[str, int]:
         """The caps on running jobs for this round: those `kiln up` last wrote (settings changed without a
@@ -408,12 +443,10 @@ class Dispatcher:
             del self.reasons[job_id]
 
     def _start(self, job_id: str, user: str, spec: JobSpec) -> bool:
-        """Reserve the job's placement group, then (job still queued) claim it, record STARTING, create
-        its runner and start it. False if Ray did not place the group (the job stays QUEUED)."""
-        import ray  # noqa: PLC0415
-
+        """Reserve the job's placement group, then (job still queued) claim it, record STARTING and which
+        runner will run it, and hand it to a ready spare runner (one call), else create a fresh runner and
+        start it. False if Ray did not place the group (the job stays QUEUED)."""
         from workers.contract import ScalingConfig  # noqa: PLC0415
-        from workers.runner import JobRunner  # noqa: PLC0415
 
         scaling = ScalingConfig.from_resources(spec.resources, backend="-")
         pg = placement.reserve(job_id, scaling.bundles(), scaling.placement_strategy)
@@ -432,23 +465,33 @@ class Dispatcher:
             placement.remove(job_id)
             self.b.queue.push(job_id, priority=spec.priority, submitted_at=_submitted(self.b.status, job_id))
             raise
+        spare = self.pool.take() if self.pool.usable else None
+        name = spare.name if spare is not None else RUNNER_PREFIX + job_id
+        # recorded before the hand-over: a dispatcher killed from here on is followed by one that finds it
         self.b.status.set_state(job_id, JobState.STARTING, attempt=rec.attempt, error="", reason="",
-                                message="starting workers", placement=placement.placement_of(pg))
+                                message="starting workers", placement=placement.placement_of(pg), runner=name)
         self.b.status.log(job_id, f"attempt {rec.attempt}: {spec.resources.workers} worker(s) placed "
-                                  f"({scaling.placement_strategy}); starting")
+                                  f"({scaling.placement_strategy}); starting on "
+                                  f"{'spare runner ' if spare is not None else 'a new runner '}{name}")
+        ns, args = self.settings.namespace, (job_id, rec.spec_json, self.settings.to_dict(), rec.attempt,
+                                             placement.pg_name(job_id))
         try:
-            _wait_name_free(RUNNER_PREFIX + job_id, self.settings.namespace)
-            runner = ray.remote(JobRunner).options(
-                name=RUNNER_PREFIX + job_id, namespace=self.settings.namespace, lifetime="detached",
-                num_cpus=0, max_concurrency=4, max_restarts=0,
-            ).remote(job_id, rec.spec_json, self.settings.to_dict(), rec.attempt, placement.pg_name(job_id))
-            start_ref = runner.start.remote()
+            _wait_name_free(RUNNER_PREFIX + job_id, ns)  # an earlier attempt's fresh runner, still dying
+            if spare is not None:
+                runner = spare.handle
+                start_ref = runner.assign.remote(*args)
+            else:
+                runner = runner_pool.runner_class().options(**runner_pool.runner_options(name, ns)).remote(*args)
+                start_ref = runner.start.remote()
             start_ref.future().add_done_callback(self._started)
         except Exception as e:  # noqa: BLE001
+            if spare is not None:
+                runner_pool.kill(spare.handle)
             placement.remove(job_id)
             self.record.retry_or_fail(job_id, f"could not start the runner: {one_line(e)}")
             return True
-        self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref)
+        self.running[job_id] = Running(job_id, user, spec, runner, start_ref=start_ref, runner_name=name,
+                                       spare=spare is not None)
         return True
 
     def _started(self, _future) -> None:
@@ -457,6 +500,16 @@ class Dispatcher:
             wake(self.b.redis)
         except Exception:  # noqa: BLE001 - the next poll records it
             pass
+
+
+def _returned_true(ref) -> bool:
+    """Whether the finished call ``ref`` returned True (False if it returned anything else or raised)."""
+    import ray  # noqa: PLC0415
+
+    try:
+        return ray.get(ref, timeout=0) is True
+    except Exception:  # noqa: BLE001 - the actor died or the call failed
+        return False
 
 
 def _submitted(status, job_id: str) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from services import job_files, placement
+from services import job_files, placement, runner_pool
 from services.backends import Backends
 from services.jobs import JobService
 from shared import keys
@@ -50,6 +50,11 @@ def kill_dispatcher(dispatcher) -> int:
 def live_state(svc, job_id):
     raw = svc.b.redis.hget(keys.job(job_id), "state")
     return raw.decode() if raw else None
+
+
+def runner_name(svc, job_id):
+    """The actor that runs the job, as the dispatcher recorded it (a spare runner, or runner-<job id>)."""
+    return svc.b.redis.hget(keys.job(job_id), "runner").decode()
 
 
 def logs(svc, job_id):
@@ -125,9 +130,9 @@ def test_cancel_requests_are_taken_on_sqls_word(svc, small_corpus, long_corpus, 
     svc.b.db.jobs.transition(job, JobState.CANCELLED, error="cancelled by user")
     wait_for(lambda: live_state(svc, job) == "CANCELLED", 30, "Redis to follow SQL")
     wait_for(lambda: placement.find(job) is None, 30, "the group to be removed")
-    runners = lambda: [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)  # noqa: E731
-                       if a["namespace"] == cluster_settings.namespace]
-    wait_for(lambda: f"runner-{job}" not in runners(), 30, "the runner to be stopped")
+    runner = runner_name(svc, job)  # a spare runner or runner-<job id>
+    wait_for(lambda: runner not in runner_pool.runner_names(cluster_settings.namespace), 30,
+             "the runner to be stopped")
     assert svc.get(job)["state"] == "CANCELLED"
 
 
@@ -191,7 +196,7 @@ def test_a_runner_lost_while_the_registry_is_locked_still_ends_failed(svc, long_
     lock = sqlite3.connect(db_file, isolation_level=None, timeout=60)
     lock.execute("BEGIN EXCLUSIVE")
     try:
-        ray.kill(ray.get_actor(f"runner-{job}", namespace=cluster_settings.namespace), no_restart=True)
+        ray.kill(ray.get_actor(runner_name(svc, job), namespace=cluster_settings.namespace), no_restart=True)
         wait_for(lambda: any("could not record the failure yet" in m for m in logs(svc, job)), 120,
                  "a failure the database could not take")
         assert svc.b.db.jobs.get(job).state == JobState.RUNNING

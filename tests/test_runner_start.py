@@ -32,3 +32,18 @@ def test_a_spec_that_does_not_parse_is_a_final_failure_not_a_lost_runner():
     assert outcome["ok"] is False
     assert outcome["retryable"] is False
     assert "ValidationError" in outcome["error"]
+
+
+def test_a_spare_takes_one_job_once_and_never_a_second():
+    from workers.runner import JobRunner
+
+    spare = JobRunner()
+    assert spare.held() is None
+    assert spare.start() is False  # nothing to start: a spare with no job
+    assert spare.assign("j1", "{not json", {}, 1, None) is True
+    assert spare.held() == "j1"
+    assert spare.assign("j1", "{not json", {}, 1, None) is True  # idempotent for its own job
+    assert spare.assign("j2", "{}", {}, 1, None) is False  # never a second job
+    assert spare.held() == "j1"
+    outcome = spare.wait()
+    assert outcome["ok"] is False and "ValidationError" in outcome["error"]

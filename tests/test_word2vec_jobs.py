@@ -12,6 +12,7 @@ import ray
 from services.backends import Backends
 from services.jobs import JobService
 from services.models import ModelService
+from shared import keys
 from shared.artifacts import ArtifactStore
 from workers.word2vec.job import Word2VecJob
 
@@ -49,7 +50,8 @@ def test_resumed_job_ends_with_the_vectors_of_an_uninterrupted_one(svc, small_co
     wait_until("the first persisted checkpoint", lambda: any("checkpoint saved" in m for m in logs(svc, view["id"])))
     at_kill = svc.get(view["id"])
     assert at_kill["state"] == "RUNNING" and 0 < at_kill["progress"] < 1
-    ray.kill(ray.get_actor(f"runner-{view['id']}", namespace=cluster_settings.namespace), no_restart=True)
+    runner = svc.b.redis.hget(keys.job(view["id"]), "runner").decode()  # a spare runner or runner-<job id>
+    ray.kill(ray.get_actor(runner, namespace=cluster_settings.namespace), no_restart=True)
     resumed = svc.wait(view["id"], timeout_s=300)
     assert resumed["state"] == "SUCCEEDED", (resumed["error"], logs(svc, view["id"])[-3:])
     assert resumed["attempt"] == 2

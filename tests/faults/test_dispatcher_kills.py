@@ -3,7 +3,7 @@
 Kills land at random moments and, every other time, at the moment some job is STARTING (between the
 runner's creation and its start). Ray restarts the dispatcher each time. At the end every job is
 terminal and SUCCEEDED, none is lost or run twice, every trained model is registered exactly once, and
-no placement group or runner is left behind. The schedule is seeded (KILN_FAULT_SEED) so a failure can
+no placement group or runner is left behind (but the dispatcher's idle spare runners). The schedule is seeded (KILN_FAULT_SEED) so a failure can
 be replayed.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 import ray
 
 from services import placement
+from services.runner_pool import SPARES, runner_names
 from services.backends import Backends
 from services.jobs import JobService
 from shared import keys
@@ -86,6 +87,11 @@ def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_
         (f"kill-{i}", 1) for i in range(JOBS)}
     assert svc.b.redis.zcard(keys.QUEUE) == 0
     wait_for(lambda: all(placement.find(j) is None for j in jobs), 30, "every placement group removed")
-    names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
-             if a["namespace"] == cluster_settings.namespace]
-    assert not [n for n in names if n.startswith("runner-")], names
+    # no runner left but the dispatcher's idle spares (each holds no job)
+    wait_for(lambda: sorted(runner_names(cluster_settings.namespace)) == ray.get(dispatcher.info.remote(),
+                                                                                timeout=120)["spares"],
+             30, "only the dispatcher's spares left")
+    names = runner_names(cluster_settings.namespace)
+    assert len(names) <= SPARES, names
+    assert all(ray.get(ray.get_actor(n, namespace=cluster_settings.namespace).held.remote(), timeout=60) is None
+               for n in names), names
