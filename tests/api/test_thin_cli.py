@@ -78,6 +78,31 @@ def test_the_http_path_imports_no_store_client(api, envs, args):
     assert "cli" in imported and not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
+@pytest.mark.parametrize("args", [
+    ["predict", "nothing", "{img}"], ["predict", "{cnn}", "{img}", "--json"], ["predict", "{cnn}", "{folder}", "--top", "2"],
+    ["models", "compare", "{cnn}", "nothing:1"], ["models", "lineage", "{cnn}"], ["models", "describe", "{cnn}", "x"],
+    ["models", "delete", "nothing:1", "--yes"], ["plot", "{cnn}", "--what", "confusion", "-o", "{out}"],
+    ["plot", "job-0000beef", "--what", "loss", "-o", "{out}"]], ids=lambda a: " ".join(a[:2]))
+def test_model_commands_over_http_import_no_store_client_nor_torch_nor_matplotlib(api, envs, args, tmp_path):
+    """predict (the images uploaded), compare, lineage, describe, delete and plot (the PNG drawn by the
+    server) run on the standard library: no numpy, PIL, torch or matplotlib in the client either."""
+    from tests.api.conftest import register_cnn
+    from tests.api.test_cli_via_server import write_images
+
+    _, remote = envs
+    cnn = register_cnn(api.settings, "thin-cnn")
+    img = write_images(tmp_path / "imgs", 3)[0]
+    args = [a.format(img=img, cnn=cnn, folder=tmp_path / "imgs", out=tmp_path / "p.png") for a in args]
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "cli.main", *args], env=remote,
+                         capture_output=True, text=True, timeout=120)
+    expected = 1 if "nothing" in args or "nothing:1" in args or "job-0000beef" in args else 0
+    assert out.returncode == (2 if args[:2] == ["models", "delete"] else expected), out.stderr[-500:]  # alice: no admin
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
+    assert "cli" in imported and not imported & {*HEAVY, "PIL", "matplotlib"}, sorted(imported & {*HEAVY, "PIL", "matplotlib"})
+    if args[0] == "plot" and out.returncode == 0:
+        assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_wrong_token_and_unreachable_server_are_one_line(api, envs):
     _, remote = envs
     bad = run({**remote, "KILN_TOKEN": "kiln_wrong"}, "jobs")
