@@ -101,18 +101,22 @@ class JobService:
         if not specs:
             return results
         client = self.b.redis  # reachable before anything is written (Unavailable otherwise)
-        now = time.time()
         db = self.b.db
-        recs: dict[int, object] = {}
+        # one submit time per job, a microsecond apart in the batch's order: first come, first queued
+        now = time.time()
+        times = {i: now + n * 1e-6 for n, i in enumerate(specs)}
         with _sql_writes(db), db.session() as s:
-            for i, spec in specs.items():
-                try:
-                    recs[i] = db.jobs.create(job_id=new_job_id(), name=spec.name, kind=spec.kind, user=spec.user,
-                                             spec_json=spec.model_dump_json(), priority=spec.priority,
-                                             max_retries=spec.max_retries,
-                                             submitted_at=datetime.fromtimestamp(now, timezone.utc), session=s)
-                except KilnError as e:  # e.g. a taken id: its savepoint alone was rolled back
-                    results[i] = e
+            created = db.jobs.create_many(
+                [{"job_id": new_job_id(), "name": spec.name, "kind": spec.kind, "user": spec.user,
+                  "spec_json": spec.model_dump_json(), "priority": spec.priority, "max_retries": spec.max_retries,
+                  "submitted_at": datetime.fromtimestamp(times[i], timezone.utc)} for i, spec in specs.items()],
+                session=s)
+        recs: dict[int, object] = {}
+        for i, rec in zip(specs, created):
+            if isinstance(rec, Exception):  # e.g. a taken id: that job alone is refused
+                results[i] = rec
+            else:
+                recs[i] = rec
         if not recs:
             return results
         try:
@@ -121,29 +125,34 @@ class JobService:
             for i, rec in recs.items():
                 spec, first = specs[i], len(pipe.command_stack)
                 self.b.status.create(rec.id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
-                                              "priority": spec.priority, "submitted_at": now,
+                                              "priority": spec.priority, "submitted_at": times[i],
                                               "epochs": spec.params.epochs}, pipeline=pipe)
                 self.b.status.log(rec.id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
-                self.b.queue.push(rec.id, priority=spec.priority, submitted_at=now, pipeline=pipe, wake_up=False)
+                self.b.queue.push(rec.id, priority=spec.priority, submitted_at=times[i], pipeline=pipe, wake_up=False)
                 pipe.hgetall(keys.job(rec.id))
-                pipe.zrank(keys.QUEUE, rec.id)
                 spans[i] = (first, len(pipe.command_stack))
             wake(pipe)
+            ranks = len(pipe.command_stack)
+            for rec in recs.values():  # each place once the whole batch is queued
+                pipe.zrank(keys.QUEUE, rec.id)
             answers = pipe.execute(raise_on_error=False)
         except BaseException:
             self._take_back([rec.id for rec in recs.values()])
             raise
         failed = {i: next(a for a in answers[lo:hi] if isinstance(a, Exception))
                   for i, (lo, hi) in spans.items() if any(isinstance(a, Exception) for a in answers[lo:hi])}
+        rank_of = {i: r if isinstance(r, int) else None for i, r in zip(recs, answers[ranks:])}
         if failed:
             self._take_back([recs[i].id for i in failed])
+        gone = sorted(rank_of[i] for i in failed if rank_of[i] is not None)  # taken off the queue again
         for i, rec in recs.items():
             if i in failed:
                 results[i] = failed[i]
                 continue
-            *_, raw, rank = answers[slice(*spans[i])]
+            *_, raw = answers[slice(*spans[i])]
+            rank = rank_of[i]
             view = job_view(rec, decode_hash(raw))
-            view["queue_position"] = None if rank is None else int(rank) + 1
+            view["queue_position"] = None if rank is None else rank + 1 - sum(1 for g in gone if g < rank)
             results[i] = view
         return results
 

@@ -26,6 +26,8 @@ class GroupCommit:
         self._waiting: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start = threading.Lock()
+        self.batches = 0
+        """Batches written so far (each one SQL transaction and one Redis transaction)."""
 
     def submit(self, spec) -> dict:
         """Store and queue the validated ``spec`` with whatever else is waiting; its job view once it is
@@ -52,6 +54,7 @@ class GroupCommit:
                     batch.append(self._waiting.get_nowait())
                 except queue.Empty:
                     break
+            self.batches += 1
             try:
                 if service is None:
                     service = self._service_factory()
