@@ -15,6 +15,8 @@ from urllib.parse import quote, urlencode, urlsplit
 from shared import errors
 
 TIMEOUT_S = 30.0
+WORK_TIMEOUT_S = 3600.0
+"""How long a request that computes on the server (predict a batch, eval a dataset) may stay silent."""
 FLAGS_HEADER = "X-Kiln-Flags"
 """Sent with a spec built from `kiln submit` flags: the server's messages then name the flags (--min-count),
 not the spec keys (min_count), as the local path does."""
@@ -83,7 +85,8 @@ class KilnServer:
         self.token = token
         self.explicit = explicit  # KILN_URL given: an unreachable server is an error, not a fallback
 
-    def _exchange(self, method: str, target: str, data: bytes | None, headers: dict) -> tuple[int, bytes]:
+    def _exchange(self, method: str, target: str, data: bytes | None, headers: dict,
+                  timeout: float = TIMEOUT_S) -> tuple[int, bytes]:
         """One request and its whole answer: (status, body). Plain http:// over a socket (HTTP/1.1, one
         connection per request: http.client with its email and ssl imports is a third of a read command's
         start-up); https:// through http.client."""
@@ -91,7 +94,7 @@ class KilnServer:
         if parts.scheme == "https":
             import http.client  # noqa: PLC0415
 
-            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
             try:
                 conn.request(method, target, body=data, headers=headers)
                 resp = conn.getresponse()
@@ -107,6 +110,7 @@ class KilnServer:
         if data is not None:
             lines.append(f"Content-Length: {len(data)}")
         with socket.create_connection((parts.hostname, parts.port or 80), timeout=TIMEOUT_S) as sock:
+            sock.settimeout(timeout)  # connecting takes TIMEOUT_S at most; the answer may take longer to compute
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + (data or b""))
             chunks = []
             while chunk := sock.recv(65536):
@@ -115,7 +119,7 @@ class KilnServer:
 
     def request(self, method: str, path: str, params: dict | None = None, body: dict | None = None,
                 extra_headers: dict | None = None, *, data: bytes | None = None, content_type: str | None = None,
-                raw: bool = False) -> object:
+                raw: bool = False, timeout: float = TIMEOUT_S) -> object:
         """The decoded JSON answer; a KilnError for an error answer; Unavailable if the server is gone.
         ``data`` + ``content_type``: a body that is not JSON (an upload); ``raw``: the answer's bytes."""
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
@@ -128,7 +132,7 @@ class KilnServer:
             headers["Content-Type"] = content_type
         target = urlsplit(self.url).path + path + (f"?{query}" if query else "")
         try:
-            status, answer = self._exchange(method, target, data, {**headers, **(extra_headers or {})})
+            status, answer = self._exchange(method, target, data, {**headers, **(extra_headers or {})}, timeout)
         except ConnectionRefusedError as e:  # nothing was sent: the caller may do it another way
             raise NotConnected(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
         except OSError as e:
@@ -371,7 +375,8 @@ class RemoteModels:
         for i, batch in enumerate(batches(paths)):
             body, content_type = multipart("image", batch)
             try:
-                found = self.server.request("POST", path, {"top": top}, data=body, content_type=content_type)
+                found = self.server.request("POST", path, {"top": top}, data=body, content_type=content_type,
+                                            timeout=WORK_TIMEOUT_S)
             except NotConnected:
                 if self.server.explicit or i:
                     raise
@@ -400,6 +405,36 @@ class RemoteModels:
         return self._act("DELETE", f"/api/models/{quote(ref, safe='')}", lambda svc: svc.delete(ref, force=force),
                          params={"force": "true" if force else None})
 
+    def evaluate(self, ref: str, *, dataset: str | None = None, fmt: str = "auto", analogies: str | None = None,
+                 similarity: str | None = None) -> dict:
+        """What `kiln eval` prints, computed on the server from its files: the paths are made absolute
+        here, and named in messages as they were given."""
+        given = {"dataset": dataset, "analogies": analogies, "similarity": similarity}
+        from services.api.data_roots import BUILT_IN  # noqa: PLC0415 - standard library only
+
+        sent = {k: (v if v is None or v in BUILT_IN else os.path.abspath(os.path.expanduser(v)))
+                for k, v in given.items()}
+
+        def local(svc):
+            if dataset is not None:
+                from services import vision  # noqa: PLC0415
+
+                return vision.evaluate(svc, ref, dataset, fmt=fmt)
+            return svc.evaluate(ref, analogies=analogies, similarity=similarity)
+
+        try:
+            return self._act("POST", f"/api/models/{quote(ref, safe='')}/evaluate", local,
+                             body={**{k: v for k, v in sent.items() if v is not None}, "format": fmt},
+                             timeout=WORK_TIMEOUT_S)
+        except errors.KilnError as e:
+            message = e.message
+            for k, v in sent.items():
+                if v is not None and v != given[k]:
+                    message = message.replace(v, given[k])
+            if message == e.message:
+                raise
+            raise type(e)(message) from None
+
     def plot(self, target: str, what: str, words: int) -> bytes:
         """The PNG the server draws (services/plots.py), as bytes."""
         def local(_svc):
@@ -410,7 +445,7 @@ class RemoteModels:
 
         try:
             return self.server.request("GET", f"/api/plot/{quote(target, safe='')}", {"what": what, "words": words},
-                                       raw=True)
+                                       raw=True, timeout=WORK_TIMEOUT_S)
         except errors.Unavailable:
             if self.server.explicit:
                 raise

@@ -59,16 +59,26 @@ def analogy(model: str, a: str, b: str, c: str, top: int, as_json: bool) -> None
 def eval_cmd(model: str, dataset: str | None, fmt: str, analogies: str | None, similarity: str | None,
              as_json: bool) -> None:
     """Evaluate a word2vec model (recorded as the version's metrics), or a cnn model on DATASET."""
-    if dataset is not None:  # a cnn model: accuracy, per-class accuracy, confusion matrix (cli/predict.py)
-        from services import vision  # noqa: PLC0415
+    from cli.context import model_reader  # noqa: PLC0415
 
+    remote = model_reader()  # a server evaluates on its files (paths absolute, inside its data roots)
+    if dataset is not None:  # a cnn model: accuracy, per-class accuracy, confusion matrix (cli/predict.py)
         from cli.predict import print_cnn_eval  # noqa: PLC0415
 
-        print_cnn_eval(vision.evaluate(_svc(), model, dataset, fmt=fmt), as_json)
+        if remote is not None:
+            res = remote.evaluate(model, dataset=dataset, fmt=fmt)
+        else:
+            from services import vision  # noqa: PLC0415
+
+            res = vision.evaluate(_svc(), model, dataset, fmt=fmt)
+        print_cnn_eval(res, as_json)
         return
-    if not analogies and not similarity and _svc().get(model).kind == "cnn":
-        raise click.UsageError(f"give a DATASET to evaluate the cnn model {model} on (`kiln eval {model} DATASET`)")
-    res = _svc().evaluate(model, analogies=analogies, similarity=similarity)
+    if remote is not None:  # the server asks for a DATASET for a cnn model, as below
+        res = remote.evaluate(model, analogies=analogies, similarity=similarity)
+    else:
+        if not analogies and not similarity and _svc().get(model).kind == "cnn":
+            raise click.UsageError(f"give a DATASET to evaluate the cnn model {model} on (`kiln eval {model} DATASET`)")
+        res = _svc().evaluate(model, analogies=analogies, similarity=similarity)
     if as_json:
         emit_json(res)
         return

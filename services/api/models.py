@@ -3,7 +3,8 @@ questions asked of a model (similar, analogy, the 2-D word map, predict when the
 
 Answers carry the field names of ``kiln models ... --json`` / ``kiln similar --json``. A model is named by
 a reference (``NAME``, ``NAME:VERSION``, ``NAME@ALIAS``) that the registry parses and checks; nothing from
-a request becomes a path. Deletes need an admin token.
+a request becomes a path but the data `kiln eval` reads (services/api/evaluate.py: absolute, inside the
+server's data roots). Deletes need an admin token.
 """
 from __future__ import annotations
 
@@ -145,3 +146,14 @@ def plot(request: Request, target: str, what: str = Query(..., pattern="^(loss|t
 
     png = render(request.app.state.kiln.backends, target, what, words=words)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _include_more() -> None:
+    """Routes kept in modules of their own, served under this router's /api prefix (app.py includes
+    only this router for them)."""
+    from services.api import evaluate  # noqa: PLC0415
+
+    router.include_router(evaluate.router)
+
+
+_include_more()

@@ -320,3 +320,46 @@ def test_plot_writes_the_same_png_through_the_server(sides, cnn, tmp_path):
         here = run(local, *args)
         same(here, run(remote, *args))
         assert here[0] != 0 and len(here[2].splitlines()) == 1, (args, here)
+
+
+def test_eval_prints_the_same_through_the_server(sides, cnn, tmp_path):
+    """`kiln eval` runs on the server's side, on its files: a cnn on a dataset, a word2vec on analogy and
+    similarity files (recorded as metrics); relative paths are sent absolute and named as given."""
+    local, remote, _, w2v, _ = sides
+    for c in ("a", "b", "c"):
+        write_images(tmp_path / "ds" / c, 4, start=ord(c))
+    write_images(tmp_path / "other" / "a", 2)
+    write_images(tmp_path / "other" / "zebra", 2)
+    (tmp_path / "q.txt").write_text(": topics\ncat0 cat1 car0 car1\ncat0 cat2 sun0 sun2\ncar3 car4 sun3 sun4\n")
+    (tmp_path / "sim.txt").write_text("cat0 cat1 9.0\ncat0 car0 1.0\nsun0 sun1 8.5\ncar1 sun1 0.5\n")
+    for args in (["eval", cnn, "{d}/ds"], ["eval", cnn, "{d}/ds", "--json"], ["eval", cnn, "{d}/other"],
+                 ["eval", cnn, "{d}/missing"], ["eval", cnn, "{d}/ds", "--format", "npz"], ["eval", cnn, "{d}/ds", "--format", "nope"],
+                 ["eval", w2v, "{d}/ds"], ["eval", "nope:1", "{d}/ds"], ["eval", cnn], ["eval", w2v], ["eval", "nope:1"],
+                 ["eval", w2v, "--analogies", "{d}/q.txt", "--similarity", "{d}/sim.txt"],
+                 ["eval", w2v, "--analogies", "{d}/q.txt", "--json"], ["eval", w2v, "--similarity", "{d}/missing.txt"],
+                 ["eval", cnn, "ds"], ["eval", cnn, "missing"], ["eval", w2v, "--analogies", "q.txt"],
+                 ["eval", w2v, "--analogies", "nothing.txt"]):
+        args = [a.format(d=tmp_path) for a in args]
+        here = subprocess.run([KILN, *args], env=local, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        there = subprocess.run([KILN, *args], env=remote, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
+        assert here.returncode == 0 or (here.stdout == "" and len(here.stderr.splitlines()) == 1), (args, here)
+    assert "accuracy" in run(remote, "eval", cnn, str(tmp_path / "ds"))[1]
+    metrics = json.loads(run(local, "models", "show", w2v, "--json")[1])["metrics"]
+    assert "analogy_accuracy" in metrics and "similarity_spearman" in metrics
+
+
+def test_eval_through_a_server_with_data_roots_reads_only_inside_them(api, sides, cnn, tmp_path):
+    from tests.api.conftest import running_server
+
+    _, remote, *_ = sides
+    for c in ("a", "b", "c"):
+        write_images(tmp_path / "data" / "ds" / c, 2)
+        write_images(tmp_path / "private" / c, 2)
+    with running_server(api.settings, args=("--data-root", str(tmp_path / "data"))) as rooted:
+        env = {**remote, "KILN_URL": rooted.url}
+        assert run(env, "eval", cnn, str(tmp_path / "data" / "ds"))[0] == 0
+        refused = run(env, "eval", cnn, str(tmp_path / "private"))
+        assert refused == (2, "", f"error: {tmp_path / 'private'}: this server reads job data only under "
+                                  f"{tmp_path / 'data'}\n")
+        assert run(env, "eval", cnn, str(tmp_path / "data" / ".." / "private"))[0] == 2
