@@ -80,8 +80,9 @@ class JobService:
         every job (Redis or SQL away) is raised, with nothing of any of them left stored.
 
         The SQL rows first, in one committed transaction; then one Redis transaction (MULTI/EXEC) writes
-        each job's live hash, first log line, queue entry and what its view reads back (live part, queue
-        position), and one dispatcher wake-up for them all. A job whose Redis part failed has its row
+        each job's live hash, first log line and queue entry, one dispatcher wake-up for them all, and
+        then each job's queue position (read once the whole batch is queued); the view's live part is
+        the new hash as written. A job whose Redis part failed has its row
         deleted again and what Redis did keep of it removed: each job is stored in both or in neither.
         So the SQL write transaction is never held open across a Redis round trip (on SQLite, one
         writer, it is held for one commit per batch), the dispatcher never sees a queued id before its
@@ -121,15 +122,15 @@ class JobService:
             return results
         try:
             pipe = client.pipeline(transaction=True)
-            spans = {}
+            spans, written = {}, {}
             for i, rec in recs.items():
                 spec, first = specs[i], len(pipe.command_stack)
-                self.b.status.create(rec.id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
-                                              "priority": spec.priority, "submitted_at": times[i],
-                                              "epochs": spec.params.epochs}, pipeline=pipe)
+                written[i] = self.b.status.create(
+                    rec.id, {"name": spec.name, "kind": spec.kind, "user": spec.user, "attempt": 1,
+                             "priority": spec.priority, "submitted_at": times[i], "epochs": spec.params.epochs},
+                    pipeline=pipe)
                 self.b.status.log(rec.id, f"submitted by {spec.user}: {spec.kind} {spec.name}", pipeline=pipe)
                 self.b.queue.push(rec.id, priority=spec.priority, submitted_at=times[i], pipeline=pipe, wake_up=False)
-                pipe.hgetall(keys.job(rec.id))
                 spans[i] = (first, len(pipe.command_stack))
             wake(pipe)
             ranks = len(pipe.command_stack)
@@ -149,9 +150,9 @@ class JobService:
             if i in failed:
                 results[i] = failed[i]
                 continue
-            *_, raw = answers[slice(*spans[i])]
             rank = rank_of[i]
-            view = job_view(rec, decode_hash(raw))
+            # the live part as ``get`` reads it back: the new hash, exactly as this transaction wrote it
+            view = job_view(rec, decode_hash({k.encode(): v.encode() for k, v in written[i].items()}))
             view["queue_position"] = None if rank is None else rank + 1 - sum(1 for g in gone if g < rank)
             results[i] = view
         return results

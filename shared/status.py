@@ -63,10 +63,12 @@ class StatusStore:
         self.redis = client
 
     # -- the hash -------------------------------------------------------------------------------
-    def create(self, job_id: str, fields: dict, *, pipeline=None) -> None:
-        """Write a new job's hash (state QUEUED unless given)."""
+    def create(self, job_id: str, fields: dict, *, pipeline=None) -> dict:
+        """Write a new job's hash (state QUEUED unless given); returns the hash as written (text values)."""
         data = {"state": JobState.QUEUED.value, "progress": 0.0, "updated_at": time.time(), **fields}
-        (pipeline or self.redis).hset(keys.job(job_id), mapping={k: _encode(v) for k, v in data.items()})
+        mapping = {k: _encode(v) for k, v in data.items()}
+        (pipeline or self.redis).hset(keys.job(job_id), mapping=mapping)
+        return mapping
 
     def get(self, job_id: str) -> dict | None:
         return decode_hash(self.redis.hgetall(keys.job(job_id)))

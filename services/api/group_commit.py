@@ -33,9 +33,14 @@ class GroupCommit:
         """Store and queue the validated ``spec`` with whatever else is waiting; its job view once it is
         stored (or the error that refused it). Blocks the calling thread until then."""
         done: Future = Future()
-        self._ensure_writer()
-        self._waiting.put((spec, done))
+        self.enqueue(spec, done.set_result, done.set_exception)
         return done.result()
+
+    def enqueue(self, spec, on_stored, on_refused) -> None:
+        """Store and queue the validated ``spec`` with whatever else is waiting, without waiting for it:
+        the writer thread calls ``on_stored(view)`` once it is stored, or ``on_refused(error)``."""
+        self._ensure_writer()
+        self._waiting.put((spec, on_stored, on_refused))
 
     def _ensure_writer(self) -> None:
         if self._thread is None:
@@ -58,11 +63,11 @@ class GroupCommit:
             try:
                 if service is None:
                     service = self._service_factory()
-                outcomes = service.submit_many([spec for spec, _ in batch])
+                outcomes = service.submit_many([spec for spec, _, _ in batch])
             except BaseException as e:  # noqa: BLE001 - the whole batch failed; each request answers it
                 outcomes = [e] * len(batch)
-            for (_, done), outcome in zip(batch, outcomes):
-                if isinstance(outcome, BaseException):
-                    done.set_exception(outcome)
-                else:
-                    done.set_result(outcome)
+            for (_, on_stored, on_refused), outcome in zip(batch, outcomes):
+                try:
+                    (on_refused if isinstance(outcome, BaseException) else on_stored)(outcome)
+                except Exception:  # noqa: BLE001 - a caller gone (its loop closed): the others still hear
+                    pass

@@ -46,9 +46,14 @@ def submit(request: Request, who: Principal = Depends(principal), spec: dict[str
 
 
 def submit_job(app, who: Principal, spec: dict[str, Any], flags: bool) -> dict:
-    """The submission itself (in a worker thread): the caller's user, the data roots, ``validate_offline``
-    as ``kiln submit`` runs it, then stored and queued with the other submissions waiting at that moment
-    (services/api/group_commit.py: ``JobService.submit_many``). ``flags``: the spec was built from `kiln
+    """The submission itself (in a worker thread): ``prepare_job``, then stored and queued with the other
+    submissions waiting at that moment (services/api/group_commit.py: ``JobService.submit_many``)."""
+    return app.state.group_commit.submit(prepare_job(app, who, spec, flags))
+
+
+def prepare_job(app, who: Principal, spec: dict[str, Any], flags: bool):
+    """The submitted spec checked (in a worker thread: it reads the job's files): the caller's user, the
+    data roots, ``validate_offline`` as ``kiln submit`` runs it. ``flags``: the spec was built from `kiln
     submit` flags, so messages name the flags, as the local CLI's do."""
     from services.jobs import validate_offline  # noqa: PLC0415
 
@@ -60,7 +65,7 @@ def submit_job(app, who: Principal, spec: dict[str, Any], flags: bool) -> dict:
     check_paths(raw_paths(data), st.data_roots)  # before validation opens any of them
     validated = validate_offline(data, user=who.user, flags=flags)
     check_paths(spec_paths(validated), st.data_roots)
-    return app.state.group_commit.submit(validated)
+    return validated
 
 
 @router.get("", summary="List jobs, newest first")

@@ -50,7 +50,7 @@ def serve(settings: Settings, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
     app = create_app(settings, loopback=is_loopback(host), data_roots=tuple(Path(r) for r in data_roots))
     check_bind(host, app.state.kiln.tokens)
     config = uvicorn.Config(app, host=host.strip("[]"), port=port, log_level="warning", access_log=False,
-                            timeout_keep_alive=30, limit_concurrency=512,
+                            timeout_keep_alive=30, limit_concurrency=512, proxy_headers=False,
                             timeout_graceful_shutdown=5)  # live log streams do not hold a stop up
     server = uvicorn.Server(config)
     if on_ready is not None:

@@ -3,8 +3,13 @@ FastAPI's router, dependency solver and thread-pool trip, which cost about as mu
 submission itself (py-spy of a server under 10 clients: the framework's share of the event loop was
 over half of the server's CPU). Everything that decides the answer is shared with the FastAPI route
 (services/api/jobs.py, which stays for the OpenAPI document): the caller from ``auth.principal``, the
-body from ``body.json_object``, the submission from ``jobs.submit_job`` (in a worker thread), and
-errors from the handlers ``errors.install`` registered on the app, so both give the same bytes."""
+body from ``body.json_object``, the checks from ``jobs.prepare_job`` (in a worker thread, as they read
+the job's files), the writes from the app's ``GroupCommit``, and errors from the handlers
+``errors.install`` registered on the app, so both give the same bytes.
+
+The worker thread does not wait for the group commit: it hands the checked spec to the writer thread,
+which settles the request's future on the event loop once the job is stored (one thread switch less
+per request than a worker thread waiting for the writer and then for the loop)."""
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 
 PATH = "/api/jobs"
-THREADS = 64
-"""Worker threads for submissions (each waits while its group commit is written)."""
+THREADS = 32
+"""Worker threads that check submitted specs."""
 
 
 class SubmitRoute:
@@ -29,19 +34,47 @@ class SubmitRoute:
             return await self.app(scope, receive, send)
         from services.api.auth import principal  # noqa: PLC0415
         from services.api.body import answer, json_object  # noqa: PLC0415
-        from services.api.jobs import FLAGS_HEADER, submit_job  # noqa: PLC0415
+        from services.api.jobs import FLAGS_HEADER  # noqa: PLC0415
 
         app = scope["app"]  # the FastAPI app (Starlette puts itself there before its middleware runs)
         request = Request(scope, receive)
         try:
             who = await principal(request)
             spec = await json_object(request)
-            view = await asyncio.get_running_loop().run_in_executor(
-                self._threads, submit_job, app, who, spec, request.headers.get(FLAGS_HEADER) == "1")
-            response = answer(view, 201)
+            stored = asyncio.get_running_loop().create_future()
+            self._threads.submit(_check_and_queue, app, who, spec, request.headers.get(FLAGS_HEADER) == "1",
+                                 stored)
+            response = answer(await stored, 201)
         except Exception as e:  # noqa: BLE001 - answered by the app's own handler for it
             response = await _handled(app, request, e)
         await response(scope, receive, send)
+
+
+def _check_and_queue(app, who, spec: dict, flags: bool, stored: asyncio.Future) -> None:
+    """In a worker thread: check the spec, hand it to the group commit; ``stored`` gets the job's view,
+    or the error, on its loop."""
+    from services.api.jobs import prepare_job  # noqa: PLC0415
+
+    loop = stored.get_loop()
+
+    def settle(outcome) -> None:
+        loop.call_soon_threadsafe(_settle, stored, outcome)
+
+    try:
+        validated = prepare_job(app, who, spec, flags)
+    except BaseException as e:  # noqa: BLE001 - the request's own error, answered on the loop
+        settle(e)
+        return
+    app.state.group_commit.enqueue(validated, settle, settle)
+
+
+def _settle(stored: asyncio.Future, outcome) -> None:
+    if stored.done():  # the request was cancelled (its client left)
+        return
+    if isinstance(outcome, BaseException):
+        stored.set_exception(outcome)
+    else:
+        stored.set_result(outcome)
 
 
 async def _handled(app, request: Request, e: Exception):
