@@ -153,6 +153,45 @@ class KilnServer:
     def get(self, path: str, **params) -> object:
         return self.request("GET", path, params)
 
+    def download(self, path: str, params: dict, consume, timeout: float = TIMEOUT_S):
+        """GET ``path`` and stream the answer: on success ``consume(headers, read)`` gets its headers (lower-case
+        names) and ``read(n)`` (the body in pieces, never all in memory) and its result is returned; a
+        KilnError for an error answer (before ``consume`` runs), as ``request``."""
+        import http.client  # noqa: PLC0415
+
+        parts = urlsplit(self.url)
+        cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = cls(parts.hostname, parts.port, timeout=timeout)
+        headers = {"Accept": "*/*", **({"Authorization": f"Bearer {self.token}"} if self.token else {})}
+        query = urlencode({k: v for k, v in params.items() if v is not None})
+        try:
+            try:
+                conn.request("GET", parts.path + path + (f"?{query}" if query else ""), headers=headers)
+                resp = conn.getresponse()
+            except ConnectionRefusedError as e:
+                raise NotConnected(f"cannot reach the kiln server at {self.url}: {e.strerror or e}") from None
+            except (OSError, http.client.HTTPException) as e:
+                raise errors.Unavailable(f"cannot reach the kiln server at {self.url}: {_why(e)}") from None
+            if resp.status >= 400:
+                try:
+                    body = json.loads(resp.read() or b"null")
+                except (ValueError, OSError, http.client.HTTPException):
+                    body = None
+                err = body.get("error") if isinstance(body, dict) else None
+                if not isinstance(err, dict):
+                    raise errors.KilnError(f"the kiln server answered HTTP {resp.status}")
+                raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
+
+            def read(n: int) -> bytes:
+                try:
+                    return resp.read(n)
+                except (OSError, http.client.HTTPException) as e:  # not OSError: the writer must not take it as its own
+                    raise errors.Unavailable(f"lost the kiln server at {self.url}: {_why(e)}") from None
+
+            return consume({k.lower(): v for k, v in resp.getheaders()}, read)
+        finally:
+            conn.close()
+
     def events(self, path: str):
         """Yield the ``data:`` payloads (decoded JSON) of a Server-Sent-Events answer until its ``end`` event
         (its own connection: the stream holds it). KilnError for an error answer, as ``request``."""
@@ -434,6 +473,30 @@ class RemoteModels:
             if message == e.message:
                 raise
             raise type(e)(message) from None
+
+    def export(self, ref: str, fmt: str, output: str, *, force: bool) -> str:
+        """Write the server's export of ``ref`` to ``output`` (``-``: standard output) as ModelService.export
+        does (never through a link, an existing file only with ``force``); the path written, as it says it."""
+        from pathlib import Path  # noqa: PLC0415
+
+        from services.export_target import export_target  # noqa: PLC0415 - standard library only
+
+        def consume(headers: dict, read) -> str:
+            with export_target(output, force=force) as tmp:  # checked once the server has said yes
+                with open(tmp, "wb") as f:
+                    while chunk := read(1 << 20):
+                        f.write(chunk)
+            if output == "-":
+                return output
+            return str(Path(output) if headers.get("x-kiln-model-kind") == "cnn" else Path(output).expanduser())
+
+        try:
+            return self.server.download(f"/api/models/{quote(ref, safe='')}/export", {"format": fmt}, consume,
+                                        timeout=WORK_TIMEOUT_S)
+        except NotConnected:
+            if self.server.explicit:
+                raise
+            return str(self.local().export(ref, fmt, output, force=force))
 
     def plot(self, target: str, what: str, words: int) -> bytes:
         """The PNG the server draws (services/plots.py), as bytes."""

@@ -321,6 +321,6 @@ def gc(dry_run: bool, as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="replace an existing file")
 def export(ref: str, fmt: str, output: str, force: bool) -> None:
     """Write a model to a file (gensim's KeyedVectors.load_word2vec_format reads the word2vec ones)."""
-    path = _svc().export(ref, fmt, output, force=force)
+    path = _remote_or_svc().export(ref, fmt, output, force=force)  # a server writes it; the file is written here
     if output != "-":
         click.echo(f"wrote {path}", err=True)

@@ -151,9 +151,10 @@ def plot(request: Request, target: str, what: str = Query(..., pattern="^(loss|t
 def _include_more() -> None:
     """Routes kept in modules of their own, served under this router's /api prefix (app.py includes
     only this router for them)."""
-    from services.api import evaluate  # noqa: PLC0415
+    from services.api import evaluate, export  # noqa: PLC0415
 
     router.include_router(evaluate.router)
+    router.include_router(export.router)
 
 
 _include_more()

@@ -363,3 +363,47 @@ def test_eval_through_a_server_with_data_roots_reads_only_inside_them(api, sides
         assert refused == (2, "", f"error: {tmp_path / 'private'}: this server reads job data only under "
                                   f"{tmp_path / 'data'}\n")
         assert run(env, "eval", cnn, str(tmp_path / "data" / ".." / "private"))[0] == 2
+
+
+def test_export_writes_the_same_file_through_the_server(sides, cnn, tmp_path):
+    """The server writes the export; the client streams it into -o (or standard output), refusing the
+    same destinations as the local path (existing file without --force, a folder, a link, no folder)."""
+    local, remote, _, w2v, _ = sides
+    (tmp_path / "a-dir").mkdir()
+    (tmp_path / "link.txt").symlink_to(tmp_path / "target.txt")
+    for ref, fmt in ((w2v, "word2vec-text"), (w2v, "word2vec-binary"), (w2v, "safetensors"), (w2v, "onnx"),
+                     (cnn, "onnx"), (cnn, "safetensors"), (cnn, "torchscript"), (cnn, "word2vec-text"),
+                     ("nope:1", "safetensors")):
+        files = {side: tmp_path / f"{fmt}-{ref.replace(':', '_')}-{side}.out" for side in ("here", "there")}
+        here = run(local, "models", "export", ref, "--format", fmt, "-o", str(files["here"]))
+        there = run(remote, "models", "export", ref, "--format", fmt, "-o", str(files["there"]))
+        same((here[0], here[1], here[2].replace("-here.out", "")), (there[0], there[1], there[2].replace("-there.out", "")))
+        assert here[0] == 0 or len(here[2].splitlines()) == 1, (ref, fmt, here)
+        if here[0] == 0:
+            assert files["there"].stat().st_size > 0
+            if fmt == "safetensors":  # its JSON header's key order varies from one write to the next
+                assert _safetensors(files["there"]) == _safetensors(files["here"]), (ref, fmt)
+            elif fmt != "torchscript":  # a TorchScript archive records where it was traced
+                assert files["there"].read_bytes() == files["here"].read_bytes(), (ref, fmt)
+    existing = tmp_path / "word2vec-text-cmp-vecs_1-here.out"
+    for args in (["models", "export", w2v, "-o", "-"], ["models", "export", w2v, "-o", str(existing)],
+                 ["models", "export", w2v, "-o", str(tmp_path / "a-dir")],
+                 ["models", "export", w2v, "-o", str(tmp_path / "link.txt")],
+                 ["models", "export", w2v, "-o", str(tmp_path / "no-dir" / "x.txt")],
+                 ["models", "export", "nope:1", "-o", str(existing)]):
+        here = run(local, *args)
+        same(here, run(remote, *args))
+        assert here[0] == 0 or (here[1] == "" and len(here[2].splitlines()) == 1), (args, here)
+    assert run(remote, "models", "export", w2v, "-o", "-")[1].startswith("60 8\n")
+    forced = run(remote, "models", "export", w2v, "--format", "word2vec-binary", "-o", str(existing), "--force")
+    assert forced == (0, "", f"wrote {existing}\n") and existing.read_bytes().startswith(b"60 8\n")
+    assert not (tmp_path / "target.txt").exists() and not any(p.name.startswith(".") for p in tmp_path.iterdir())
+
+
+def _safetensors(path):
+    """(header as a dict, tensor bytes) of a safetensors file."""
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    return {k: v for k, v in header.items()}, {k: json.loads(v) if k == "card" else v for k, v in meta.items()}, raw[8 + n:]

@@ -82,11 +82,12 @@ def test_the_http_path_imports_no_store_client(api, envs, args):
     ["predict", "nothing", "{img}"], ["predict", "{cnn}", "{img}", "--json"], ["predict", "{cnn}", "{folder}", "--top", "2"],
     ["models", "compare", "{cnn}", "nothing:1"], ["models", "lineage", "{cnn}"], ["models", "describe", "{cnn}", "x"],
     ["models", "delete", "nothing:1", "--yes"], ["plot", "{cnn}", "--what", "confusion", "-o", "{out}"],
-    ["plot", "job-0000beef", "--what", "loss", "-o", "{out}"], ["eval", "nothing", "{folder}"], ["eval", "{cnn}", "digits"]],
+    ["plot", "job-0000beef", "--what", "loss", "-o", "{out}"], ["eval", "nothing", "{folder}"], ["eval", "{cnn}", "digits"],
+    ["models", "export", "{cnn}", "--format", "onnx", "-o", "{out}"]],
     ids=lambda a: " ".join(a[:2]))
 def test_model_commands_over_http_import_no_store_client_nor_torch_nor_matplotlib(api, envs, args, tmp_path):
     """predict (the images uploaded), compare, lineage, describe, delete, plot (the PNG drawn by the
-    server) and eval run on the standard library: no numpy, PIL, torch or matplotlib in the client either."""
+    server), eval and export (the file written by the server) run on the standard library: no numpy, PIL, torch or matplotlib in the client either."""
     from tests.api.conftest import register_cnn
     from tests.api.test_cli_via_server import write_images
 
