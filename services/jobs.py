@@ -46,6 +46,9 @@ def _sql_writes(db):
     return _SQLITE_WRITES if db.engine.dialect.name == "sqlite" else nullcontext()
 
 
+NODES_TTL_S = 1.0
+"""How long a service reuses the cluster's node list (the resource check; the dispatcher checks again
+before it places a job)."""
 LIST_BATCH = 1000
 """Jobs whose live status one Redis pipeline of ``JobService.list`` reads."""
 LIVE_FIELDS = ("throughput", "throughput_unit", "loss", "eta_s", "epoch", "epochs", "message", "reason")
@@ -55,6 +58,7 @@ LIVE_FIELDS = ("throughput", "throughput_unit", "loss", "eta_s", "epoch", "epoch
 class JobService:
     def __init__(self, backends: Backends):
         self.b = backends
+        self._nodes: tuple[float, list[dict] | None] = (float("-inf"), None)
 
     # -- submit ---------------------------------------------------------------------------------
     def validate(self, data: dict | JobSpec) -> JobSpec:
@@ -181,10 +185,16 @@ class JobService:
         return spec
 
     def _cluster_nodes(self) -> list[dict] | None:
-        """The dispatcher's node list (None before it wrote one, or without Redis)."""
+        """The dispatcher's node list (None before it wrote one, or without Redis), read at most once in
+        NODES_TTL_S by this service (a server's group commit keeps one service for all its batches)."""
+        at, nodes = self._nodes
+        if time.monotonic() - at < NODES_TTL_S:
+            return nodes
         client = self.b.redis_or_none()
         raw = client.get(keys.CLUSTER_NODES) if client is not None else None
-        return json.loads(raw) if raw else None
+        nodes = json.loads(raw) if raw else None
+        self._nodes = (time.monotonic(), nodes)
+        return nodes
 
     def _check_resources(self, spec: JobSpec) -> None:
         """Refuse a job that no node of the cluster could ever hold (uses the dispatcher's node list)."""

@@ -148,3 +148,15 @@ def test_concurrent_http_submissions_each_stored_exactly_once(tmp_path):
             assert {r.user for r in rows} == {f"u{k}" for k in range(8)}
             client = redis.Redis.from_url(url)
             assert {m.decode() for m in client.zrange(keys.QUEUE, 0, -1)} == ids
+
+
+def test_a_job_no_node_could_hold_is_refused_alone_in_its_batch(settings, small_corpus, redis_client):
+    import json
+
+    redis_client.set(keys.CLUSTER_NODES, json.dumps([{"CPU": 2.0, "GPU": 0.0, "memory_gb": 4.0}]))
+    svc = JobService(Backends(settings))
+    big = {**_spec(small_corpus), "resources": {"workers": 4, "cpus_per_worker": 2}}
+    out = svc.submit_many([_spec(small_corpus), big, _spec(small_corpus)])
+    assert isinstance(out[1], InvalidParameter) and "could ever hold" in out[1].message
+    assert [_in_both_stores(svc, redis_client, v["id"]) for v in (out[0], out[2])] == [True, True]
+    assert len(svc.b.db.jobs.list()) == 2
