@@ -65,3 +65,27 @@ def job_writer(start_stack: bool = False, *, local: bool = True):
     if server is None:
         return job_service(start_stack) if local else None
     return RemoteJobs(server, lambda: job_service(start_stack))
+
+
+def store_admin(command: str, *, artifacts: bool = False) -> None:
+    """`kiln tokens`, `db`, `gc` and `models gc` administer the stores themselves (as `mlflow db upgrade`
+    does), never through a server. With KILN_URL set, the store must be named (KILN_DB_URL, and
+    KILN_ARTIFACTS with ``artifacts``: in the environment or $KILN_HOME/config.toml): otherwise the command
+    would act on this machine's default registry, which the server at KILN_URL never reads. UserError
+    (one line, exit 2) then; an unreachable store stays its own one-line error (exit 3)."""
+    import os  # noqa: PLC0415
+
+    url = os.environ.get("KILN_URL")
+    if not url:
+        return
+    from shared.config import read_config_file  # noqa: PLC0415
+    from shared.errors import UserError  # noqa: PLC0415
+
+    from cli.http_client import _home  # noqa: PLC0415
+
+    named = read_config_file(_home() / "config.toml")
+    needed = [var for var, key, wanted in (("KILN_DB_URL", "db_url", True), ("KILN_ARTIFACTS", "artifacts", artifacts))
+              if wanted and not (os.environ.get(var) or named.get(key))]
+    if needed:
+        raise UserError(f"kiln {command} works on the stores directly, not through the server at {url}: run it where "
+                        f"the server runs, or set {' and '.join(needed)} to the server's")

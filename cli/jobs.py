@@ -155,8 +155,10 @@ def retry(job_id: str, follow: bool, as_json: bool) -> None:
 def gc(dry_run: bool, as_json: bool) -> None:
     """Remove what finished jobs left in the artifact store: encoded corpora, checkpoints, and the files of
     failed or cancelled jobs. Registered models and live jobs are never touched."""
+    from cli.context import store_admin  # noqa: PLC0415
     from cli.render import fmt_bytes  # noqa: PLC0415
 
+    store_admin("gc", artifacts=True)
     out = _svc().collect_garbage(dry_run=dry_run)
     if as_json:
         emit_json({**out, "dry_run": dry_run})

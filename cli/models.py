@@ -303,6 +303,9 @@ def delete(ref: str, force: bool, yes: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def gc(dry_run: bool, as_json: bool) -> None:
     """Remove model files that no registered version references, and stale query caches."""
+    from cli.context import store_admin  # noqa: PLC0415
+
+    store_admin("models gc", artifacts=True)
     d = _svc().gc(dry_run=dry_run)
     if as_json:
         emit_json(d)

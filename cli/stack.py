@@ -127,9 +127,11 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply the schema migrations to KILN_DB_URL."""
+    from cli.context import store_admin  # noqa: PLC0415
     from services.registry.engine import upgrade  # noqa: PLC0415
     from services.stack import private_home  # noqa: PLC0415
 
+    store_admin("db")
     settings = get_settings()
     private_home(settings)  # a new SQLite registry is created 0600
     upgrade(settings.db_url)
@@ -140,8 +142,10 @@ def db_upgrade() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def db_current(as_json: bool) -> None:
     """The schema revision of KILN_DB_URL, next to the one this kiln needs."""
+    from cli.context import store_admin  # noqa: PLC0415
     from services.registry.engine import schema_status  # noqa: PLC0415
 
+    store_admin("db")
     settings = get_settings()
     d = schema_status(settings.db_url)
     if as_json:

@@ -7,7 +7,9 @@ from cli.render import emit_json, table
 
 
 def _svc():
-    from cli.context import backends  # noqa: PLC0415
+    from cli.context import backends, store_admin  # noqa: PLC0415
+
+    store_admin("tokens")
     from services.tokens import TokenService  # noqa: PLC0415
 
     return TokenService(backends().db)

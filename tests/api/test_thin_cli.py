@@ -202,3 +202,29 @@ def test_a_cut_chunked_answer_is_a_lost_server_not_a_traceback():
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
         with pytest.raises(OSError):
             _parse_answer(cut)
+
+
+@pytest.mark.parametrize("args", [["tokens", "list"], ["tokens", "create", "--user", "eve"], ["tokens", "revoke", "1"],
+                                  ["db", "current"], ["db", "upgrade"], ["gc", "--dry-run"], ["models", "gc", "--json"]],
+                         ids=" ".join)
+def test_store_administration_with_kiln_url_names_its_store_or_says_why_not(api, envs, args, tmp_path):
+    """tokens, db, gc and models gc work on the stores themselves (never through the server). With only
+    KILN_URL (+ token) set they refuse in one line instead of acting on a fresh local registry the server
+    never reads; with the store named but unreachable, the store's one-line error (exit 3)."""
+    _, remote = envs
+    home = tmp_path / "client-home"
+    bare = {k: v for k, v in remote.items() if k not in ("KILN_DB_URL", "KILN_ARTIFACTS", "KILN_REDIS_URL")}
+    bare["KILN_HOME"] = str(home)
+    out = run(bare, *args)
+    store = "KILN_DB_URL and KILN_ARTIFACTS" if "gc" in args else "KILN_DB_URL"
+    message = (f"kiln {' '.join(args[:2]) if args[:2] == ['models', 'gc'] else args[0]} works on the stores directly, "
+               f"not through the server at {api.url}: run it where the server runs, or set {store} to the server's")
+    expected = (json.dumps({"error": {"code": "BAD_REQUEST", "message": message}}) if "--json" in args
+                else f"error: {message}") + "\n"
+    assert (out.returncode, out.stdout, out.stderr) == (2, "", expected)
+    assert not home.exists()  # no registry made on the client
+
+    unreachable = {**bare, "KILN_DB_URL": "postgresql://kiln:secret@127.0.0.1:1/kiln", "KILN_ARTIFACTS": str(tmp_path / "a")}
+    out = run(unreachable, *args)
+    assert out.returncode == 3 and out.stdout == "" and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "cannot reach the database" in out.stderr and "secret" not in out.stderr
