@@ -117,7 +117,8 @@ class Dispatcher:
 
         return {"pid": os.getpid(), "running": sorted(self.running), "unregistered": sorted(self.record.unregistered),
                 "nodes": self.view.nodes, "free": self.view.free, "ticks": self._ticks, "queued": len(self.b.queue),
-                "runners": {j: r.runner_name for j, r in self.running.items()}, "spares": sorted(self.pool.names()),
+                "runners": {j: r.runner_name for j, r in list(self.running.items())},
+                "spares": sorted(self.pool.names()),
                 "spares_ready": sorted(self.pool.ready())}
 
     def stop(self) -> None:
