@@ -312,11 +312,15 @@ class Dispatcher:
                 if not ray.wait([run.start_ref], timeout=0)[0]:
                     self._check_timeout(run)
                     continue
-                if not _returned_true(run.start_ref):
-                    del self.running[job_id]
+                if not _returned_true(run.start_ref):  # dead or errored before the job began: not its fault
                     self._release(job_id, run.runner)
+                    try:
+                        self.record.requeue_same_attempt(job_id, "the spare runner could not take the job")
+                    except Exception as e:  # noqa: BLE001 - the database cannot take it now: next round
+                        log.warning("job %s: could not re-queue it yet: %s", job_id, one_line(e))
+                        continue
+                    del self.running[job_id]
                     self.pool.spare_failed(run.runner_name)
-                    self.record.requeue_same_attempt(job_id, "the spare runner could not take the job")
                     continue
             if run.wait_ref is None:
                 run.wait_ref = run.runner.wait.remote()

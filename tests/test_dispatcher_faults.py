@@ -152,6 +152,8 @@ def test_scratch_is_deleted_when_a_job_ends_and_gc_cleans_old_leftovers(svc, sma
     wait_for(lambda: (root / "data").exists(), 120, "the encoded corpus")
     final = svc.wait(job, timeout_s=240)
     assert final["state"] == "SUCCEEDED", final["error"]
+    # the kept result goes once the registration committed, a moment after SQL says SUCCEEDED
+    wait_for(lambda: job_files.load_result(svc.b.artifacts, job) is None, 30, "the kept result removed")
     left = sorted(p.name for p in root.iterdir())
     assert "data" not in left and not [n for n in left if "checkpoint" in n], left
     model_files = [Path(u.removeprefix("file://")) for u in svc.b.db.models.get_version("tidy", 1).artifacts.values()]
