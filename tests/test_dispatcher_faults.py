@@ -184,6 +184,8 @@ def test_a_planned_stop_requeues_without_counting_an_attempt(svc, long_corpus, d
     rec = svc.b.db.jobs.get(job)
     assert rec.state == JobState.QUEUED and rec.attempt == 1 and live_state(svc, job) == "QUEUED"
     assert job in svc.b.queue and placement.find(job) is None
+    # no detached actor outlives the stop: the job's runner and the spare runners are killed
+    wait_for(lambda: not runner_pool.runner_names(cluster_settings.namespace), 30, "no runner actor left")
     ray.kill(dispatcher, no_restart=False)  # the next `kiln up`: a fresh dispatcher
     final = svc.wait(job, timeout_s=240)
     assert final["state"] == "SUCCEEDED" and final["attempt"] == 1, (final["error"], logs(svc, job)[-5:])
