@@ -213,6 +213,8 @@ def test_predict_prints_the_same_through_the_server(sides, cnn, tmp_path):
     (tmp_path / "empty").mkdir()
     bad = tmp_path / "bad.png"
     bad.write_text("not a png")
+    odd = tmp_path / 'we"ird\\näme.png'  # quoted and escaped in the upload's Content-Disposition
+    odd.write_text("not a png either")
     cases = [
         ["predict", cnn, str(images[0])], ["predict", cnn, str(images[1]), str(images[2]), "--top", "2"],
         ["predict", cnn, str(tmp_path / "imgs"), "--json"], ["predict", cnn, str(tmp_path / "imgs"), "--top", "9"],
@@ -221,12 +223,14 @@ def test_predict_prints_the_same_through_the_server(sides, cnn, tmp_path):
         ["predict", w2v, str(images[0])], ["predict", "nope:1", str(images[0])],
         ["predict", cnn, str(tmp_path / "missing.png")], ["predict", cnn, str(tmp_path / "empty")],
         ["predict", "nope:1", str(bad)], ["predict", cnn, str(images[0]), "--top", "0"],
+        ["predict", cnn, str(images[0]), str(odd)],
     ]
     for args in cases:
         here = run(local, *args)
         same(here, run(remote, *args))
         assert here[0] == 0 or (here[1] == "" and len(here[2].splitlines()) == 1), (args, here)
     assert run(remote, "predict", cnn, str(bad))[2] == f"error: {bad}: not a readable image\n"
+    assert run(remote, "predict", cnn, str(odd))[2] == f"error: {odd}: not a readable image\n"
     assert "word2vec model; kiln predict needs a cnn" in run(remote, "predict", w2v, str(images[0]))[2]
     rows = json.loads(run(remote, "predict", cnn, str(tmp_path / "imgs"), "--json")[1])
     assert [r["path"] for r in rows] == [str(p) for p in images]
