@@ -1,8 +1,10 @@
 """The CLI as a thin HTTP client: with KILN_URL + KILN_TOKEN, `kiln jobs`, `kiln status`, `kiln logs [-f]`,
-`kiln watch`, `kiln models list --json` and `kiln models show` print exactly
-what they print when they read the stores themselves (same --json, same table, same errors and exit
-codes), and import neither redis, SQLAlchemy, Ray, torch nor pydantic; `kiln cancel` / `kiln retry` act as
-the token's user (owners only)."""
+`kiln watch`, `kiln models list --json` and `kiln models show` print exactly what they print when they
+read the stores themselves (same --json, same table, same errors and exit codes), and import neither
+redis, SQLAlchemy, Ray, torch nor pydantic; `kiln cancel` / `kiln retry` act as the token's user (owners
+only). `kiln predict`, `eval`, `plot`, `models compare/lineage/describe/delete/export` import no numpy,
+PIL, torch or matplotlib either; `tokens`, `db`, `gc`, `models gc` (store administration, never through
+a server) refuse in one line when KILN_URL is set and their store is not named."""
 from __future__ import annotations
 
 import json
