@@ -47,8 +47,8 @@ def job_reader():
 
 
 def model_reader():
-    """What `kiln models list --json` / `kiln models show` read from: a kiln server over HTTP when there is
-    one (see job_reader), else the ModelService."""
+    """The kiln server (over HTTP) that the model commands (models ..., similar, analogy, predict, eval,
+    plot) go through when there is one (see job_reader), else None: they use the ModelService."""
     from cli.http_client import RemoteModels, find_server  # noqa: PLC0415
 
     server = find_server()

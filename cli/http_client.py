@@ -1,8 +1,9 @@
-"""The CLI as a thin HTTP client of a kiln server, for read commands.
+"""The CLI as a thin HTTP client of a kiln server: every command but the ones that administer the stores
+(tokens, db, gc, models gc) and those that start or stop the stack.
 
 Used when ``KILN_URL`` is set (with ``KILN_TOKEN``, else the token in ``$KILN_HOME/api_token``), or when
 the embedded stack's server (``$KILN_HOME/server.json``, written by `kiln up`) answers. Only the standard
-library is imported here: no redis, SQLAlchemy, Ray, torch or pydantic, so a read command starts fast.
+library is imported here: no redis, SQLAlchemy, Ray, torch, numpy or pydantic, so a command starts fast.
 Errors come back as the same KilnError classes (same one-line message, same exit code) as the local path.
 """
 from __future__ import annotations
@@ -341,8 +342,9 @@ class RemoteJobs:
 
 
 class RemoteModels:
-    """``kiln models list``, ``show``, ``alias``, ``tag``, ``similar`` and ``analogy`` over HTTP: the same
-    answers as ModelService's (the server builds the query from the same flags)."""
+    """``kiln models list/show/compare/lineage/alias/tag/describe/delete/export``, ``similar``, ``analogy``,
+    ``predict``, ``eval`` and ``plot`` over HTTP: the same answers as ModelService's (the server builds the
+    query from the same flags, reads the model files and the data named on its side)."""
 
     def __init__(self, server: KilnServer, local):
         self.server = server
