@@ -411,3 +411,22 @@ def _safetensors(path):
     header = json.loads(raw[8:8 + n])
     meta = header.pop("__metadata__", {})
     return {k: v for k, v in header.items()}, {k: json.loads(v) if k == "card" else v for k, v in meta.items()}, raw[8 + n:]
+
+
+def test_predict_splits_large_images_by_size(sides, cnn, tmp_path):
+    """60 photos of ~190 KiB (11+ MiB in all: over the server's 10 MiB per request) go in several requests;
+    the answers equal the local path's."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(folder / f"p{i:02d}.png")
+    assert sum(p.stat().st_size for p in folder.iterdir()) > 11 << 20
+    local, remote, *_ = sides
+    args = ["predict", cnn, str(folder), "--json", "--top", "3"]
+    here = run(local, *args)
+    assert here[0] == 0, here[2]
+    same(here, run(remote, *args))
