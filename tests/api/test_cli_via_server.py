@@ -430,3 +430,28 @@ def test_predict_splits_large_images_by_size(sides, cnn, tmp_path):
     here = run(local, *args)
     assert here[0] == 0, here[2]
     same(here, run(remote, *args))
+
+
+def test_with_the_embedded_stack_s_server_model_commands_go_through_it(api, sides, cnn, tmp_path):
+    """$KILN_HOME/server.json names a live server and no KILN_URL is set: predict, eval, plot, compare and
+    export go through it (the stores named in the environment are unreachable and never opened)."""
+    import os
+
+    local, _, _, w2v, _ = sides
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "server.json").write_text(json.dumps({"url": api.url, "pid": api.proc.pid}))
+    (home / "api_token").write_text(create_tokens(api.settings, tester=True)["tester"] + "\n")
+    os.chmod(home / "api_token", 0o600)
+    embedded = {**local, "KILN_HOME": str(home), "KILN_REDIS_URL": "redis://127.0.0.1:1/0",
+                "KILN_DB_URL": f"sqlite:///{tmp_path / 'absent.db'}"}
+    images = write_images(tmp_path / "imgs", 3)
+    for c in ("a", "b", "c"):
+        write_images(tmp_path / "ds" / c, 2)
+    for args in (["predict", cnn, str(tmp_path / "imgs"), "--json"], ["eval", cnn, str(tmp_path / "ds")],
+                 ["models", "compare", w2v, cnn], ["models", "lineage", cnn]):
+        same(run(local, *args), run(embedded, *args))
+    assert run(embedded, "plot", cnn, "--what", "confusion", "-o", str(tmp_path / "c.png"))[0] == 0
+    assert run(embedded, "models", "export", w2v, "-o", str(tmp_path / "v.txt"))[0] == 0
+    assert (tmp_path / "v.txt").read_text().startswith("60 8\n") and images
+    assert not (tmp_path / "absent.db").exists()
