@@ -195,7 +195,9 @@ class Dispatcher:
     # -- recovery after a restart (or a Redis wipe) -----------------------------------------------
     def _recover(self) -> None:
         """On (re)start: rebuild Redis from SQL, register kept results, re-attach to the runners still
-        alive (calling ``start()`` again: the last dispatcher may have died before it did)."""
+        alive (calling ``start()`` again: the last dispatcher may have died before it did), found by asking
+        the spares which job they hold (services/runner_pool.py), then by the name the job's hash records,
+        then by ``runner-<job id>``; adopt idle spares, kill runner actors of no live job."""
         ns = self.settings.namespace
         records = self._restore_redis()
         found = runner_pool.find_spares(ns)
@@ -207,9 +209,9 @@ class Dispatcher:
                 continue
             spec = JobSpec.model_validate_json(rec.spec_json)
             kept = job_files.load_result(self.b.artifacts, rec.id)
-            recorded.add(runner_pool.recorded_runner(self.b.status, rec.id))
-            name, runner = runner_pool.runner_of(rec.id, runner_pool.recorded_runner(self.b.status, rec.id),
-                                                 found, ns) or ("", None)
+            named = runner_pool.recorded_runner(self.b.status, rec.id)  # written before the hand-over
+            recorded.add(named)
+            name, runner = runner_pool.runner_of(rec.id, named, found, ns) or ("", None)
             if kept is not None:  # trained, but not registered before the last dispatcher died
                 self._release(rec.id, runner)
                 self.record.unregistered[rec.id] = Unregistered(kept)

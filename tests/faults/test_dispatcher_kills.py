@@ -42,12 +42,12 @@ def wait_for(predicate, timeout_s, what, poll_s=0.01):
 def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_path):
     rng = random.Random(int(os.environ.get("KILN_FAULT_SEED", "12")))
     svc = JobService(Backends(cluster_settings))
-    corpus = write_corpus(tmp_path / "corpus.txt", sentences=1500)
+    corpus = write_corpus(tmp_path / "corpus.txt", sentences=20000)
     jobs = []
     for i in range(JOBS):
         workers = 2 if i % 4 == 3 else 1
         spec = {"kind": "word2vec", "name": f"kill-{i}", "priority": rng.randint(0, 2),
-                "params": {"corpus": [str(corpus)], "dim": 12, "epochs": rng.randint(1, 4), "min_count": 2},
+                "params": {"corpus": [str(corpus)], "dim": 12, "epochs": rng.randint(60, 160), "min_count": 2},
                 "resources": {"workers": workers}, "checkpoint_interval_s": 0.5}
         jobs.append(svc.submit(svc.validate(spec))["id"])
 
