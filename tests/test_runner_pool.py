@@ -131,3 +131,23 @@ def test_a_dead_spare_costs_the_job_no_attempt(svc, small_corpus, dispatcher, cl
     assert any("spare runner could not take the job" in m and "not counted" in m for m in msgs), msgs
     assert recorded(svc, job) not in spares  # it ran on a runner that was alive
     wait_for(lambda: only_idle_spares_left(dispatcher, ns), 60, "only idle spares of the pool left")
+
+
+def test_a_job_on_a_spare_is_found_when_redis_lost_its_record(svc, small_corpus, dispatcher, cluster_settings):
+    """The job's live hash (which names its runner) lost, then the dispatcher killed: its successor asks
+    the spares which job each holds, re-attaches, and the job ends on its first attempt."""
+    ns = cluster_settings.namespace
+    wait_for(lambda: info(dispatcher)["spares_ready"], what="a ready spare runner")
+    job = svc.submit(svc.validate(w2v(small_corpus, "lost-record", epochs=40)))["id"]
+    wait_for(lambda: svc.b.db.jobs.get(job).state == JobState.RUNNING, what="RUNNING")
+    spare = recorded(svc, job)
+    assert runner_pool.is_spare(spare)
+    pid = info(dispatcher)["pid"]
+    svc.b.redis.delete(keys.job(job))  # Redis lost the job's hash, its runner's name with it
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: info(dispatcher)["pid"] != pid, 120, "the restart")
+    final = svc.wait(job, timeout_s=240)
+    msgs = [m["msg"] for m in svc.logs(job)]
+    assert final["state"] == "SUCCEEDED" and final["attempt"] == 1, (final["error"], msgs)
+    assert f"dispatcher restarted; re-attached to the job's runner ({spare})" in msgs, msgs
+    wait_for(lambda: only_idle_spares_left(dispatcher, ns), 60, "only idle spares of the pool left")
