@@ -28,6 +28,8 @@ class GroupCommit:
         self._start = threading.Lock()
         self.batches = 0
         """Batches written so far (each one SQL transaction and one Redis transaction)."""
+        self.taken = 0
+        """Submissions the writer has taken so far."""
 
     def submit(self, spec) -> dict:
         """Store and queue the validated ``spec`` with whatever else is waiting; its job view once it is
@@ -60,6 +62,7 @@ class GroupCommit:
                 except queue.Empty:
                     break
             self.batches += 1
+            self.taken += len(batch)
             try:
                 if service is None:
                     service = self._service_factory()

@@ -52,17 +52,19 @@ def test_waiting_submissions_are_written_together_and_each_stored_once(settings,
             errors.append(e)
 
     # hold SQLite's write turn: the writer waits with what it took, the others gather behind it
-    with _SQLITE_WRITES:
-        threads = [threading.Thread(target=one) for _ in range(12)]
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    try:
+        with _SQLITE_WRITES:
+            for t in threads:
+                t.start()
+            deadline = time.monotonic() + 30
+            while commit.taken + commit._waiting.qsize() < 12:  # taken read first: never counted twice
+                assert time.monotonic() < deadline, "the submissions never reached the writer"
+                time.sleep(0.01)
+            assert not views  # nothing is answered before its row is committed
+    finally:
         for t in threads:
-            t.start()
-        deadline = time.monotonic() + 30
-        while commit._waiting.qsize() + commit.batches < 12 or commit.batches == 0:
-            assert time.monotonic() < deadline, "the submissions never reached the writer"
-            time.sleep(0.01)
-        assert not views  # nothing is answered before its row is committed
-    for t in threads:
-        t.join(30)
+            t.join(30)
     assert not errors and len(views) == 12
     assert commit.batches <= 2  # the first one alone (or with others), then every one that waited
     ids = [v["id"] for v in views]
