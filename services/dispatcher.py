@@ -255,9 +255,12 @@ class Dispatcher:
         for rec in records:
             state = JobState(rec.state)
             if not status.exists(rec.id):
-                status.create(rec.id, {"name": rec.name, "kind": rec.kind, "user": rec.user, "state": state.value,
-                                       "attempt": rec.attempt, "priority": rec.priority,
-                                       "submitted_at": rec.submitted_at.timestamp()})
+                fields = {"name": rec.name, "kind": rec.kind, "user": rec.user, "state": state.value,
+                          "attempt": rec.attempt, "priority": rec.priority,
+                          "submitted_at": rec.submitted_at.timestamp()}
+                if rec.id in self.running:  # and which actor runs it, for a later dispatcher's recovery
+                    fields["runner"] = self.running[rec.id].runner_name
+                status.create(rec.id, fields)
             if state == JobState.QUEUED and rec.id not in queue and rec.id not in self.running:
                 queue.push(rec.id, priority=rec.priority, submitted_at=rec.submitted_at.timestamp())
         self._sql_at = time.time()

@@ -84,11 +84,11 @@ def test_cancel_queued_and_running(svc, small_corpus, cluster_settings):
         time.sleep(0.2)
     assert svc.get(long["id"])["state"] == "RUNNING"
     assert svc.get(queued["id"])["state"] == "QUEUED"
+    runner = svc.b.redis.hget(keys.job(long["id"]), "runner").decode()  # a spare runner or runner-<job id>
     assert svc.cancel(queued["id"])["state"] == "CANCELLED"
     assert queued["id"] not in svc.b.queue
     assert svc.cancel(long["id"])["state"] == "CANCELLED"
-    # the runner (a spare runner or runner-<job id>, as recorded) is gone and its CPUs are free again
-    runner = svc.b.redis.hget(keys.job(long["id"]), "runner").decode()
+    # the runner is gone and its CPUs are free again
     deadline = time.time() + 60
     while time.time() < deadline:
         names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
