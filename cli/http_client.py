@@ -70,6 +70,16 @@ def _parse_answer(raw: bytes) -> tuple[int, bytes]:
     return int(fields[1]), body
 
 
+def _error(err: dict) -> errors.KilnError:
+    """The KilnError for an answer's ``{"code", "message"}``: the class gives the exit code, and the code
+    stays the server's (``--json`` errors print it, as the local path prints its own class's)."""
+    code = err.get("code")
+    e = _ERRORS.get(code, errors.KilnError)(str(err.get("message")))
+    if isinstance(code, str) and code:
+        e.code = code
+    return e
+
+
 def _why(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
@@ -148,7 +158,7 @@ class KilnServer:
             err = decoded.get("error") if isinstance(decoded, dict) else None
             if not isinstance(err, dict):
                 raise errors.KilnError(f"the kiln server answered HTTP {status}")
-            raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
+            raise _error(err)
         return decoded
 
     def get(self, path: str, **params) -> object:
@@ -181,7 +191,7 @@ class KilnServer:
                 err = body.get("error") if isinstance(body, dict) else None
                 if not isinstance(err, dict):
                     raise errors.KilnError(f"the kiln server answered HTTP {resp.status}")
-                raise _ERRORS.get(err.get("code"), errors.KilnError)(str(err.get("message")))
+                raise _error(err)
 
             def read(n: int) -> bytes:
                 try:
@@ -211,7 +221,7 @@ class KilnServer:
             if resp.status >= 400:
                 body = json.loads(resp.read() or b"null")
                 err = body.get("error") if isinstance(body, dict) else None
-                raise _ERRORS.get((err or {}).get("code"), errors.KilnError)(str((err or {}).get("message")))
+                raise _error(err or {})
             event = None
             while True:
                 try:

@@ -295,6 +295,12 @@ def test_delete_through_the_server_needs_an_admin_and_refuses_while_aliased(api,
         run(local, "models", "alias", refs[side], "keep")
         assert run(env, "models", "delete", refs[side], "--yes")[0] == 2
         run(local, "models", "alias", "cmp-del", "keep", "--delete")
+    run(local, "models", "alias", refs["there"], "keep")  # the same refusal, in --json too (its code kept)
+    for args in (["models", "delete", refs["there"], "--yes"], ["models", "delete", refs["there"], "--yes", "--json"]):
+        here = run(local, *args)
+        assert here[0] == 2 and ("RESOURCE_IN_USE" in here[2]) == ("--json" in args), here
+        same(here, run(remote, *args))
+    run(local, "models", "alias", "cmp-del", "keep", "--delete")
     no_tty = [run_no_tty(env, "models", "delete", refs[side]) for side, env in (("here", local), ("there", remote))]
     assert no_tty[0][0] == 2 and no_tty[1] == (2, "", no_tty[0][2].replace(refs["here"], refs["there"]))
     done = {side: run(env, "models", "delete", refs[side], "--yes")
