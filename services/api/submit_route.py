@@ -7,9 +7,10 @@ body from ``body.json_object``, the checks from ``jobs.prepare_job`` (in a worke
 the job's files), the writes from the app's ``GroupCommit``, and errors from the handlers
 ``errors.install`` registered on the app, so both give the same bytes.
 
-The worker thread does not wait for the group commit: it hands the checked spec to the writer thread,
-which settles the request's future on the event loop once the job is stored (one thread switch less
-per request than a worker thread waiting for the writer and then for the loop)."""
+The worker thread does not wait for its job to be stored: it hands the checked spec to the group commit
+(writing the batch itself when no other thread is writing one), and whichever thread writes the job's
+batch settles the request's future on the event loop (fewer thread switches per request than a worker
+thread waiting for a writer thread and then for the loop)."""
 from __future__ import annotations
 
 import asyncio
