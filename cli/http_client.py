@@ -324,9 +324,12 @@ class RemoteJobs:
     def submit(self, data: dict, *, flags: bool = False) -> dict:
         """Submit a spec (paths made absolute against this folder: the server reads them on its side).
         ``flags``: the spec was built from command-line flags, and messages name them (as the local path)."""
-        data = absolute_paths(data)
-        return self._act("POST", "/api/jobs", lambda svc: svc.submit(data), body=data,
-                         extra_headers={FLAGS_HEADER: "1"} if flags else None)
+        sent = absolute_paths(data)
+        try:
+            return self._act("POST", "/api/jobs", lambda svc: svc.submit(sent), body=sent,
+                             extra_headers={FLAGS_HEADER: "1"} if flags else None)
+        except errors.KilnError as e:
+            raise as_given(e, _path_pairs(sent, data)) from None
 
     def cancel(self, job_id: str) -> dict:
         return self._act("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel", lambda svc: svc.cancel(job_id))
@@ -478,13 +481,7 @@ class RemoteModels:
                              body={**{k: v for k, v in sent.items() if v is not None}, "format": fmt},
                              timeout=WORK_TIMEOUT_S)
         except errors.KilnError as e:
-            message = e.message
-            for k, v in sent.items():
-                if v is not None and v != given[k]:
-                    message = message.replace(v, given[k])
-            if message == e.message:
-                raise
-            raise type(e)(message) from None
+            raise as_given(e, [(v, given[k]) for k, v in sent.items() if v is not None]) from None
 
     def export(self, ref: str, fmt: str, output: str, *, force: bool) -> str:
         """Write the server's export of ``ref`` to ``output`` (``-``: standard output) as ModelService.export
@@ -529,6 +526,34 @@ class RemoteModels:
     def _pairs(self, path: str, fallback, **params):
         found = self._get(path, lambda svc: [{"word": w, "similarity": s} for w, s in fallback(svc)], **params)
         return [(d["word"], d["similarity"]) for d in found]
+
+
+def as_given(e: errors.KilnError, pairs) -> errors.KilnError:
+    """``e`` with each (absolute path sent, path as given) pair's absolute path named as it was given, as the
+    local path's messages name it (longest first: a path never replaced inside a longer one); code kept."""
+    message = e.message
+    for sent, given in sorted(pairs, key=lambda p: -len(p[0])):
+        if sent != given:
+            message = message.replace(sent, given)
+    if message == e.message:
+        return e
+    out = type(e)(message)
+    if "code" in vars(e):
+        out.code = e.code
+    return out
+
+
+def _path_pairs(sent: dict, given: dict) -> list[tuple[str, str]]:
+    """(absolute, as given) for each path ``absolute_paths`` made absolute in ``given``'s params."""
+    a, g = sent.get("params"), given.get("params")
+    if not isinstance(a, dict) or not isinstance(g, dict):
+        return []
+    pairs = []
+    for k, v in g.items():
+        for x, y in zip(a[k], v) if isinstance(v, list) and isinstance(a.get(k), list) else [(a.get(k), v)]:
+            if isinstance(x, str) and isinstance(y, str) and x != y:
+                pairs.append((x, y))
+    return pairs
 
 
 def absolute_paths(data: dict) -> dict:

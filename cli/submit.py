@@ -104,6 +104,10 @@ def submit_spec(data: dict, *, follow: bool, as_json: bool, flags: bool) -> None
     """Validate ``data`` (messages name CLI flags when ``flags``), start the stack if needed, submit, report."""
     from cli.context import job_writer  # noqa: PLC0415
 
+    if isinstance(data, dict) and "user" in data:  # as validate_offline refuses it; a server takes the token's own user
+        from shared.errors import InvalidParameter  # noqa: PLC0415
+
+        raise InvalidParameter("user: a spec cannot name its submitter (kiln records who runs the command)")
     remote = job_writer(local=False)  # a server (KILN_URL, or the stack's) validates and stores, as the token's user
     if remote is not None:
         if not remote.server.explicit:  # the embedded stack's server reads the files this command names

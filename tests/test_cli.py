@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.registry import Database
+from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
 from tests.conftest import write_corpus
 
 KILN = str(Path(sys.executable).parent / "kiln")
@@ -75,6 +76,7 @@ def test_read_commands_work_with_nothing_running(env):
     assert r.returncode == 0 and json.loads(r.stdout) == []
 
 
+@direct_only  # the in-process import check of the direct path; the thin client's is tests/api/test_thin_cli.py
 def test_read_commands_import_neither_torch_nor_ray(env):
     code = ("import sys; from cli.main import kiln; "
             "sys.argv=['kiln','jobs','--json']\n"
@@ -87,6 +89,7 @@ def test_read_commands_import_neither_torch_nor_ray(env):
     assert "loaded: []" in r.stdout, r.stdout
 
 
+@direct_only  # trains a real model on Ray (minutes): not doubled; tests/api/test_cli_via_server.py compares the paths
 @pytest.mark.timeout(400)
 def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}

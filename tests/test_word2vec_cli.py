@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
 from tests.conftest import write_corpus
 from tests.test_cli import one_line_error, run
 
@@ -29,6 +30,7 @@ def eval_files(tmp_path):
     return qw, ws
 
 
+@direct_only  # trains a real 2-worker model on Ray (minutes): not doubled
 @pytest.mark.timeout(400)
 def test_two_workers_eval_export_query(env, cluster_settings, dispatcher, tmp_path):
     env = {**env, "RAY_ADDRESS": cluster_settings.ray_address}

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from services.registry import Database
+from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
 from tests.cnn.conftest import digits, write_pngs
 
 KILN = str(Path(sys.executable).parent / "kiln")
@@ -66,6 +67,7 @@ def test_bad_submit_is_one_line_exit_2_and_stores_nothing(args, needle, env, tmp
     assert not Path(settings.db_url.removeprefix("sqlite:///")).exists() or Database(settings.db_url).jobs.list() == []
 
 
+@direct_only  # trains a real CNN on Ray (minutes): not doubled
 def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
