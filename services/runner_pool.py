@@ -10,11 +10,12 @@ first job after a start, a burst), or a spare cannot be used, the job gets a fre
 Each spare runs one job at most and is killed when that job ends: a runner never runs two jobs, and a
 job's runner is found again by the job (``JobRunner.held()``), not by the order things happened in.
 
-Recovery after a dispatcher restart (``find_runners``): every runner actor of the namespace is listed;
-each spare says which job it holds. A job's runner is the one that holds it, else the actor its live hash
-names (the ``runner`` field, written before the hand-over), else ``runner-<job id>``. Idle spares are
-adopted (up to ``SPARES``) or killed, and ``sweep`` kills every runner actor that belongs to no live job
-and to no pool, so no detached actor outlives its job or the dispatcher's knowledge of it.
+Recovery after a dispatcher restart (``find_spares``, ``runner_of``): every runner actor of the namespace
+is listed; each spare says which job it holds. A job's runner is the spare that holds it, else the fresh
+runner its live hash names (the ``runner`` field, written before the hand-over), else ``runner-<job id>``.
+Idle spares are adopted (up to ``SPARES``; never one a job's hash names: that hand-over may still land)
+or killed, and ``sweep`` kills every runner actor that belongs to no live job and to no pool, so no
+detached actor outlives its job or the dispatcher's knowledge of it.
 
 Only the dispatcher uses this module (it imports Ray).
 """
