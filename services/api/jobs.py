@@ -41,7 +41,7 @@ def _state(request: Request):
 def submit(request: Request, who: Principal = Depends(principal), spec: dict[str, Any] = Depends(json_object)) -> dict:
     """Validate and queue a job; answers with the new job (as ``kiln status --json``). The job's user is
     the caller's; a spec naming another user is refused. (A server built by ``create_app`` answers this
-    route in services/api/submit_route.py, which runs the same ``submit_job``.)"""
+    route in services/api/submit_route.py, with the same ``prepare_job`` and group commit.)"""
     return answer(submit_job(request.app, who, spec, request.headers.get(FLAGS_HEADER) == "1"), 201)
 
 

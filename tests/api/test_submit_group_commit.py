@@ -162,3 +162,19 @@ def test_a_job_no_node_could_hold_is_refused_alone_in_its_batch(settings, small_
     assert isinstance(out[1], InvalidParameter) and "could ever hold" in out[1].message
     assert [_in_both_stores(svc, redis_client, v["id"]) for v in (out[0], out[2])] == [True, True]
     assert len(svc.b.db.jobs.list()) == 2
+
+
+def test_the_fastapi_route_s_submission_waits_for_its_job_and_answers_what_get_reads(settings, small_corpus,
+                                                                                   redis_client):
+    """``jobs.submit_job``: what the FastAPI route (the OpenAPI document's) runs, blocking in its thread."""
+    from services.api.app import create_app
+    from services.api.auth import Principal
+    from services.api.jobs import submit_job
+
+    app = create_app(settings)
+    view = submit_job(app, Principal("alice", False, "token"), _spec(small_corpus), False)
+    svc = JobService(Backends(settings))
+    assert view == svc.get(view["id"]) and view["user"] == "alice" and view["queue_position"] == 1
+    assert _in_both_stores(svc, redis_client, view["id"]) and app.state.group_commit.batches == 1
+    with pytest.raises(InvalidParameter, match="belong to alice"):
+        submit_job(app, Principal("alice", False, "token"), {**_spec(small_corpus), "user": "bob"}, False)
