@@ -328,8 +328,9 @@ class RemoteJobs:
         try:
             return self._act("POST", "/api/jobs", lambda svc: svc.submit(sent), body=sent,
                              extra_headers={FLAGS_HEADER: "1"} if flags else None)
-        except errors.KilnError as e:
-            raise as_given(e, _path_pairs(sent, data)) from None
+        except errors.KilnError as e:  # a missing file named as given, one found by its absolute path: as locally
+            missing = [(a, g) for a, g in _path_pairs(sent, data) if not os.path.lexists(os.path.expanduser(g))]
+            raise as_given(e, missing) from None
 
     def cancel(self, job_id: str) -> dict:
         return self._act("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel", lambda svc: svc.cancel(job_id))
