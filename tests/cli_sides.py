@@ -14,6 +14,7 @@ makes sense on the direct path says so with ``@direct_only`` and a comment givin
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,23 @@ def cli_side(request, redis_url, tmp_path_factory):
         yield server
 
 
+def client_env(env: dict, server, token: str, folder: Path) -> dict:
+    """``env`` made a client of ``server``'s: KILN_URL and ``token``, an unreachable Redis and a database
+    file (under ``folder``) that must never appear."""
+    return {**env, "KILN_URL": server.url, "KILN_TOKEN": token, "KILN_REDIS_URL": "redis://127.0.0.1:1/0",
+            "KILN_DB_URL": f"sqlite:///{folder / 'client-has-no-database.db'}"}
+
+
+@contextmanager
+def through_server(settings, env: dict, folder: Path):
+    """A `kiln serve` over ``settings`` for the length of the block, and the env of a client of it (the
+    same user, an admin): for a test that compares both paths on one state it made at some cost."""
+    token = create_tokens(settings, tester=True)["tester"]
+    with running_server(settings) as server:
+        yield client_env(env, server, token, folder)
+    assert not (folder / "client-has-no-database.db").exists()
+
+
 @pytest.fixture
 def settings(settings, cli_side):
     """The test's own settings directly; the server's through it (Redis still flushed for each test)."""
@@ -51,7 +69,5 @@ def env(env, cli_side, tmp_path):
     if cli_side is None:
         yield env
         return
-    absent = tmp_path / "client-has-no-database.db"
-    yield {**env, "KILN_URL": cli_side.url, "KILN_TOKEN": cli_side.tokens["tester"],
-           "KILN_REDIS_URL": "redis://127.0.0.1:1/0", "KILN_DB_URL": f"sqlite:///{absent}"}
-    assert not Path(absent).exists(), "a command on the server side opened a database of its own"
+    yield client_env(env, cli_side, cli_side.tokens["tester"], tmp_path)
+    assert not (tmp_path / "client-has-no-database.db").exists(), "a command on the server side opened a database"

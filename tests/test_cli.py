@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.registry import Database
-from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
 from tests.conftest import write_corpus
 
 KILN = str(Path(sys.executable).parent / "kiln")
@@ -160,6 +160,19 @@ def test_cli_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     # cancelling a finished job changes nothing
     r = run(["cancel", job], env)
     assert r.returncode == 0 and "already SUCCEEDED" in r.stdout
+
+    # through a real `kiln serve` over these stores, every command above prints the same (training not doubled)
+    with through_server(cluster_settings, env, tmp_path) as remote:
+        for args in (["jobs"], ["jobs", "--json"], ["status", job], ["status", job, "--json"], ["logs", job],
+                     ["logs", job, "--json"], ["logs", job, "-f"], ["watch", job], ["models", "list"],
+                     ["models", "list", "--json"], ["models", "show", "cli-model:1"],
+                     ["models", "show", "cli-model", "--json"], ["similar", "cli-model", "cat3", "--top", "5"],
+                     ["similar", "cli-model", "cat3", "--top", "5", "--json"], ["similar", "cli-model", "zebra"],
+                     ["models", "export", "cli-model", "--format", "word2vec-text", "-o", "-"],
+                     ["models", "export", "cli-model", "-o", str(tmp_path / "no" / "such" / "dir.txt")],
+                     ["retry", job], ["cancel", job], ["cancel", job, "--json"]):
+            here, there = run(args, env), run(args, remote)
+            assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
 
 
 def test_submit_options_are_the_specs_fields():

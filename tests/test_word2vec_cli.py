@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
 from tests.conftest import write_corpus
 from tests.test_cli import one_line_error, run
 
@@ -90,6 +90,17 @@ resources:
         vectors = f.get_tensor("vectors")
     assert words == kb.index_to_key
     np.testing.assert_allclose(vectors, kb.vectors, atol=1e-6)
+
+    # through a real `kiln serve` over these stores, the commands above print the same (training not doubled)
+    with through_server(cluster_settings, env, tmp_path) as remote:
+        for args in (["models", "show", "two-workers", "--json"], ["models", "show", "two-workers"],
+                     ["eval", "two-workers", "--similarity", str(ws), "--analogies", str(qw), "--json"],
+                     ["eval", "two-workers", "--similarity", str(ws)],
+                     ["analogy", "two-workers", "cat1", "cat2", "car1", "--top", "3", "--json"],
+                     ["analogy", "two-workers", "cat1", "cat2", "car1"], ["analogy", "two-workers", "cat1", "zebra", "car1"],
+                     ["models", "export", "two-workers:1", "--format", "word2vec-text", "-o", "-"]):
+            here, there = run(args, env), run(args, remote)
+            assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
 
 
 def test_bad_eval_file_is_refused_at_submit(env, tmp_path, redis_client):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from services.registry import Database
-from tests.cli_sides import cli_side, direct_only, env, settings  # noqa: F401 - each test runs direct and via a server
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
 from tests.cnn.conftest import digits, write_pngs
 
 KILN = str(Path(sys.executable).parent / "kiln")
@@ -137,3 +137,17 @@ def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
         run(["eval", "digits-cnn", str(tmp_path / "letters.npz")], env), 2)
     assert "a cnn model exports as onnx" in one_line_error(
         run(["models", "export", "digits-cnn", "--format", "word2vec-text", "-o", str(tmp_path / "v.txt")], env), 2)
+
+    # through a real `kiln serve` over these stores, the commands above print the same (training not doubled)
+    one_png = str(next(pngs.rglob("*.png")))
+    with through_server(cluster_settings, env, tmp_path) as remote:
+        for args in (["status", out["id"]], ["status", out["id"], "--json"], ["models", "show", "digits-cnn"],
+                     ["models", "show", "digits-cnn", "--json"], ["predict", "digits-cnn", str(pngs), "--top", "3", "--json"],
+                     ["predict", "digits-cnn", one_png], ["eval", "digits-cnn", str(tmp_path / "held.npz"), "--json"],
+                     ["eval", "digits-cnn", str(tmp_path / "held.npz")], ["predict", "words", str(pngs)],
+                     ["similar", "digits-cnn", "seven"], ["predict", "digits-cnn", str(tmp_path / "notes.png")],
+                     ["eval", "digits-cnn"], ["eval", "digits-cnn", str(tmp_path / "nope.npz")],
+                     ["eval", "digits-cnn", str(tmp_path / "letters.npz")],
+                     ["models", "export", "digits-cnn", "--format", "word2vec-text", "-o", str(tmp_path / "v.txt")]):
+            here, there = run(args, env), run(args, remote)
+            assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args
