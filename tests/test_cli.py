@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from services.registry import Database
-from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
+# each test that uses env runs twice: directly and through a real `kiln serve` (tests/cli_sides.py)
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401
 from tests.conftest import write_corpus
 
 KILN = str(Path(sys.executable).parent / "kiln")

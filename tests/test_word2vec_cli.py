@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
+# each test that uses env runs twice: directly and through a real `kiln serve` (tests/cli_sides.py)
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401
 from tests.conftest import write_corpus
 from tests.test_cli import one_line_error, run
 
@@ -97,7 +98,8 @@ resources:
                      ["eval", "two-workers", "--similarity", str(ws), "--analogies", str(qw), "--json"],
                      ["eval", "two-workers", "--similarity", str(ws)],
                      ["analogy", "two-workers", "cat1", "cat2", "car1", "--top", "3", "--json"],
-                     ["analogy", "two-workers", "cat1", "cat2", "car1"], ["analogy", "two-workers", "cat1", "zebra", "car1"],
+                     ["analogy", "two-workers", "cat1", "cat2", "car1"],
+                     ["analogy", "two-workers", "cat1", "zebra", "car1"],
                      ["models", "export", "two-workers:1", "--format", "word2vec-text", "-o", "-"]):
             here, there = run(args, env), run(args, remote)
             assert (there.returncode, there.stdout, there.stderr) == (here.returncode, here.stdout, here.stderr), args

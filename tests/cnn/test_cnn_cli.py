@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from services.registry import Database
-from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401 - each test runs direct and via a server
+# each test that uses env runs twice: directly and through a real `kiln serve` (tests/cli_sides.py)
+from tests.cli_sides import cli_side, direct_only, env, settings, through_server  # noqa: F401
 from tests.cnn.conftest import digits, write_pngs
 
 KILN = str(Path(sys.executable).parent / "kiln")
@@ -142,7 +143,8 @@ def test_cnn_end_to_end(env, cluster_settings, dispatcher, tmp_path):
     one_png = str(next(pngs.rglob("*.png")))
     with through_server(cluster_settings, env, tmp_path) as remote:
         for args in (["status", out["id"]], ["status", out["id"], "--json"], ["models", "show", "digits-cnn"],
-                     ["models", "show", "digits-cnn", "--json"], ["predict", "digits-cnn", str(pngs), "--top", "3", "--json"],
+                     ["models", "show", "digits-cnn", "--json"],
+                     ["predict", "digits-cnn", str(pngs), "--top", "3", "--json"],
                      ["predict", "digits-cnn", one_png], ["eval", "digits-cnn", str(tmp_path / "held.npz"), "--json"],
                      ["eval", "digits-cnn", str(tmp_path / "held.npz")], ["predict", "words", str(pngs)],
                      ["similar", "digits-cnn", "seven"], ["predict", "digits-cnn", str(tmp_path / "notes.png")],
