@@ -328,9 +328,8 @@ class RemoteJobs:
         try:
             return self._act("POST", "/api/jobs", lambda svc: svc.submit(sent), body=sent,
                              extra_headers={FLAGS_HEADER: "1"} if flags else None)
-        except errors.KilnError as e:  # a missing file named as given, one found by its absolute path: as locally
-            missing = [(a, g) for a, g in _path_pairs(sent, data) if not os.path.lexists(os.path.expanduser(g))]
-            raise as_given(e, missing) from None
+        except errors.KilnError as e:
+            raise as_given(e, _named_as_given(sent, data)) from None
 
     def cancel(self, job_id: str) -> dict:
         return self._act("POST", f"/api/jobs/{quote(job_id, safe='')}/cancel", lambda svc: svc.cancel(job_id))
@@ -532,10 +531,12 @@ class RemoteModels:
 def as_given(e: errors.KilnError, pairs) -> errors.KilnError:
     """``e`` with each (absolute path sent, path as given) pair's absolute path named as it was given, as the
     local path's messages name it (longest first: a path never replaced inside a longer one); code kept."""
+    import re  # noqa: PLC0415
+
     message = e.message
     for sent, given in sorted(pairs, key=lambda p: -len(p[0])):
-        if sent != given:
-            message = message.replace(sent, given)
+        if sent != given:  # the path itself, not a file under it (that one the local path names in full too)
+            message = re.sub(re.escape(sent) + r"(?![\w/-]|\.\w)", lambda _m, g=given: g, message)
     if message == e.message:
         return e
     out = type(e)(message)
@@ -544,16 +545,25 @@ def as_given(e: errors.KilnError, pairs) -> errors.KilnError:
     return out
 
 
-def _path_pairs(sent: dict, given: dict) -> list[tuple[str, str]]:
-    """(absolute, as given) for each path ``absolute_paths`` made absolute in ``given``'s params."""
+READ_AS_FOUND = ("eval_analogies", "eval_similarity")
+"""Spec fields whose files a local submit's messages name by their absolute path once found (corpus files too)."""
+
+
+def _named_as_given(sent: dict, given: dict) -> list[tuple[str, str]]:
+    """(absolute, as given) for each path of ``given``'s params that ``absolute_paths`` made absolute and a
+    local submit's messages name as given: any path it does not find, and a corpus directory, dataset or
+    weights file it does; not a corpus file or evaluation file it found (those it names in full)."""
     a, g = sent.get("params"), given.get("params")
     if not isinstance(a, dict) or not isinstance(g, dict):
         return []
     pairs = []
     for k, v in g.items():
         for x, y in zip(a[k], v) if isinstance(v, list) and isinstance(a.get(k), list) else [(a.get(k), v)]:
-            if isinstance(x, str) and isinstance(y, str) and x != y:
-                pairs.append((x, y))
+            if not (isinstance(x, str) and isinstance(y, str)) or x == y:
+                continue
+            if os.path.lexists(x) and (k in READ_AS_FOUND or (k == "corpus" and not os.path.isdir(x))):
+                continue
+            pairs.append((x, y))
     return pairs
 
 

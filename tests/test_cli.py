@@ -17,8 +17,8 @@ from tests.conftest import write_corpus
 KILN = str(Path(sys.executable).parent / "kiln")
 
 
-def run(args, env, timeout=240):
-    return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def run(args, env, timeout=240, cwd=None):
+    return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def one_line_error(r, code):
@@ -55,6 +55,20 @@ def test_bad_submit_is_one_line_exit_2_and_stores_nothing(args, needle, env, tmp
     assert redis_client.keys("kiln:*") == []
     if Path(settings.db_url.removeprefix("sqlite:///")).exists():
         assert Database(settings.db_url).jobs.list() == []
+
+
+def test_bad_submit_names_relative_paths_as_the_direct_path_does(env, tmp_path):
+    """A path missing, or a corpus directory, is named as given; a corpus or evaluation file read, in full
+    (through a server, which is sent absolute paths, too)."""
+    write_corpus(tmp_path / "c.txt", 200)
+    (tmp_path / "e.txt").write_text("")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "bad.txt").write_text("this is not an analogy file\n")
+    for args, line in ((["nope.txt"], "corpus: nope.txt: no such file or directory"),
+                       (["d/"], "corpus: the directory d/ holds no files"),
+                       (["e.txt"], f"corpus: {tmp_path}/e.txt is empty"),
+                       (["c.txt", "--eval-analogies", "bad.txt"], f"{tmp_path}/bad.txt: line 1 is a question before")):
+        assert one_line_error(run(["submit", "word2vec", *args], env, cwd=tmp_path), 2).startswith(f"error: {line}")
 
 
 @pytest.mark.parametrize("args", [["status", "job-nope"], ["logs", "job-nope"], ["cancel", "job-nope"],

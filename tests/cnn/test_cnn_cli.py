@@ -19,8 +19,8 @@ KILN = str(Path(sys.executable).parent / "kiln")
 pytestmark = pytest.mark.timeout(400)
 
 
-def run(args, env, timeout=300):
-    return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=timeout)
+def run(args, env, timeout=300, cwd=None):
+    return subprocess.run([KILN, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
 
 
 def one_line_error(r, code):
@@ -66,6 +66,17 @@ def test_bad_submit_is_one_line_exit_2_and_stores_nothing(args, needle, env, tmp
     line = one_line_error(run(["submit", "cnn", *args], env), 2)
     assert needle in line, line
     assert not Path(settings.db_url.removeprefix("sqlite:///")).exists() or Database(settings.db_url).jobs.list() == []
+
+
+def test_bad_submit_names_relative_paths_as_the_direct_path_does(env, tmp_path):
+    """A dataset or weights file is named as given, a file found inside a dataset folder in full (through a
+    server, which is sent absolute paths, too)."""
+    _bad_inputs(tmp_path)
+    for args, line in ((["one/single.npz"], "dataset: one/single.npz has a single class (0)"),
+                       (["mixed/"], "dataset: mixed/ holds images of different sizes"),
+                       (["./magic"], f"{tmp_path}/magic/train-images-idx3-ubyte: not an IDX file"),
+                       (["digits", "--weights", "junk.safetensors"], "--weights: junk.safetensors: not a readable")):
+        assert one_line_error(run(["submit", "cnn", *args], env, cwd=tmp_path), 2).startswith(f"error: {line}")
 
 
 @direct_only  # trains a real CNN on Ray (minutes): not doubled
