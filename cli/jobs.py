@@ -145,7 +145,10 @@ def retry(job_id: str, follow: bool, as_json: bool) -> None:
     from cli.context import job_writer  # noqa: PLC0415
     from cli.submit import report_submitted  # noqa: PLC0415
 
-    svc = job_writer(start_stack=True)
+    svc = job_writer(local=False)
+    if svc is None:  # no server: the job is checked before the stack is started for it
+        _svc().retry_spec(job_id)
+        svc = job_writer(start_stack=True)
     report_submitted(svc, svc.retry(job_id), follow=follow, as_json=as_json)
 
 

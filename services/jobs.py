@@ -273,17 +273,20 @@ class JobService:
         The spec is validated again (its files may have changed). A job that is still live, or that
         succeeded, is refused: its model is already registered, or it will be.
         """
+        view = self.submit(self.retry_spec(job_id))
+        self.b.status.log(view["id"], f"retry of {job_id}")
+        return view
+
+    def retry_spec(self, job_id: str) -> dict:
+        """The spec ``retry`` would submit again (reads SQL only): NotFound for an unknown id,
+        InvalidParameter for a job that is not FAILED or CANCELLED."""
         from shared.specs import JobSpec  # noqa: PLC0415
 
         rec = self.b.db.jobs.get(job_id)
         state = JobState(rec.state)
         if state not in (JobState.FAILED, JobState.CANCELLED):
             raise InvalidParameter(f"{job_id} is {state.value}; only FAILED or CANCELLED jobs can be retried")
-        spec = JobSpec.model_validate_json(rec.spec_json)
-        data = spec.model_dump(exclude={"user"})
-        view = self.submit(data)
-        self.b.status.log(view["id"], f"retry of {job_id}")
-        return view
+        return JobSpec.model_validate_json(rec.spec_json).model_dump(exclude={"user"})
 
     def logs(self, job_id: str, *, follow: bool = False, poll_ms: int = 500) -> Iterator[dict]:
         """Yield log entries ({"t", "level", "msg"}); with ``follow`` keep going until the job ends."""

@@ -71,7 +71,7 @@ def test_bad_submit_names_relative_paths_as_the_direct_path_does(env, tmp_path):
         assert one_line_error(run(["submit", "word2vec", *args], env, cwd=tmp_path), 2).startswith(f"error: {line}")
 
 
-@pytest.mark.parametrize("args", [["status", "job-nope"], ["logs", "job-nope"], ["cancel", "job-nope"],
+@pytest.mark.parametrize("args", [["status", "job-nope"], ["logs", "job-nope"], ["cancel", "job-nope"], ["retry", "job-nope"],
                                   ["models", "show", "nope"], ["similar", "nope", "word"],
                                   ["models", "export", "nope", "-o", "x.txt"]])
 def test_unknown_ids_are_exit_1(args, env):
