@@ -87,7 +87,18 @@ def _answers(url: str) -> bool:
 
 
 def start_local_server(settings: Settings, db) -> str:
-    """Start the server for ``settings`` unless one runs; return its URL. Unavailable if it does not come up."""
+    """Start the server for ``settings`` unless one runs; return its URL. Unavailable if it does not come up.
+
+    One `kiln up` at a time gets here per KILN_HOME (a file lock): two run at once used to start two servers,
+    the second record overwriting the first, so `kiln down` stopped one and the other outlived the stack."""
+    from services.file_lock import held  # noqa: PLC0415
+
+    with held(settings.kiln_home / "server.lock", timeout_s=START_TIMEOUT_S + 15,
+              waiting="another `kiln up` is starting the kiln server"):
+        return _start_local_server(settings, db)
+
+
+def _start_local_server(settings: Settings, db) -> str:
     ensure_local_token(settings, db)
     info = read_server(settings)
     if info is not None:

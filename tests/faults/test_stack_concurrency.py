@@ -26,6 +26,23 @@ def _daemons_for(home: Path) -> list[int]:
     return found
 
 
+def _servers_for(home: Path) -> list[int]:
+    """Live `kiln serve` processes started for KILN_HOME ``home`` (by `kiln up`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or not processes.running(int(entry.name)):
+            continue
+        if "cli.main serve" not in processes.cmdline(int(entry.name)):
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"KILN_HOME={home}".encode() in environ:
+            found.append(int(entry.name))
+    return found
+
+
 def test_concurrent_submits_share_one_stack_and_a_reused_pid_is_left_alone(tmp_path, small_corpus):
     home = tmp_path / "home"
     home.mkdir()
@@ -66,9 +83,13 @@ def test_concurrent_submits_share_one_stack_and_a_reused_pid_is_left_alone(tmp_p
             p.communicate(timeout=180)
             assert p.returncode == 0
         assert record(home)["pid"] == info["pid"] and _daemons_for(home) == [info["pid"]]
+        # and one HTTP server: two `kiln up` at once used to start one each, and `down` stopped only the recorded one
+        servers = _servers_for(home)
+        assert servers == [json.loads((home / "server.json").read_text())["pid"]], servers
     finally:
         run(["down", "--force"], env, timeout=120)
         assert unrelated.poll() is None
         unrelated.send_signal(signal.SIGKILL)
         unrelated.wait()
     assert _daemons_for(home) == []
+    assert _servers_for(home) == []
