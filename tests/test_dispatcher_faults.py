@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from shared import keys
 from shared.states import JobState
 from tests.conftest import write_corpus
 from tests.test_cli import run
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -28,16 +28,6 @@ pytestmark = pytest.mark.timeout(400)
 def w2v(corpus, **over):
     params = {"corpus": [str(corpus)], "dim": 16, "epochs": 2, "min_count": 2, **over.pop("params", {})}
     return {"kind": "word2vec", "name": over.pop("name", "faults"), "params": params, **over}
-
-
-def wait_for(predicate, timeout_s=120, what="condition", poll_s=0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kill_dispatcher(dispatcher) -> int:

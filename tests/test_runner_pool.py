@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 import ray
@@ -15,6 +14,7 @@ from services.backends import Backends
 from services.jobs import JobService
 from shared import keys
 from shared.states import JobState
+from tests import waiting
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -25,13 +25,7 @@ def w2v(corpus, name, epochs=2):
 
 
 def wait_for(predicate, timeout_s=120, what="condition", poll_s=0.02):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out waiting for {what}")
+    return waiting.wait_for(predicate, timeout_s, what, poll_s)
 
 
 def info(dispatcher):

@@ -22,6 +22,7 @@ from services.backends import Backends
 from services.jobs import JobService
 from shared import keys
 from tests.conftest import write_corpus
+from tests import waiting
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -29,14 +30,8 @@ JOBS = 10
 KILLS = 20
 
 
-def wait_for(predicate, timeout_s, what, poll_s=0.01):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_for(predicate, timeout_s=120, what="condition", poll_s=0.01):
+    return waiting.wait_for(predicate, timeout_s, what, poll_s)
 
 
 def test_random_dispatcher_kills_lose_nothing(cluster_settings, dispatcher, tmp_path):
