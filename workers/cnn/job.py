@@ -40,6 +40,12 @@ from workers.contract import Checkpoint, TrainResult
 from workers.lineage import kiln_lineage
 
 REPORT_EVERY_S = 0.5
+WORKER_RUNTIME_ENV = {"env_vars": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}}
+"""The worker processes' glibc malloc settings (read at process start). With glibc's defaults a training
+step's activation buffers (over 128 KiB) were mmapped and unmapped, or the heap trimmed, every step, and
+faulted in again: 10,000-117,000 minor page faults per 150 LeNet-5 steps, depending on the process's history,
+and the same loop ran 4-25% slower in one process than in another. Fixed thresholds keep those pages
+(measured: a handful of faults per 150 steps; docs/BENCHMARKS.md, CNN)."""
 EVALUATION = "evaluation.json"
 
 
@@ -121,7 +127,8 @@ class CnnJob:
                 return {"name": self.worker_name(ctx.job_id, ctx.attempt, k), "namespace": ns} if ns else {}
 
             # one thread per actor: progress comes out of the epoch's stream (CnnWorker.epoch_stream)
-            handles = [actor.options(**ctx.worker_options(k), max_restarts=0, **named(k)).remote(k, *args)
+            handles = [actor.options(**ctx.worker_options(k), max_restarts=0, runtime_env=WORKER_RUNTIME_ENV,
+                                     **named(k)).remote(k, *args)
                        for k in range(n)]
             self.workers = _Workers(handles, remote=True)
         else:
