@@ -53,6 +53,28 @@ def test_augmentation_shifts_each_image_by_its_own_offset():
         assert found
 
 
+def _translate_by_pixel_indices(x, max_px, gen, mode):
+    """The shift written the direct way (each output pixel gathered by its row and column in the padded
+    batch): the reference random_translate's window view must match value for value."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (max_px,) * 4, mode=mode)
+    dy = torch.randint(0, 2 * max_px + 1, (n,), generator=gen)
+    dx = torch.randint(0, 2 * max_px + 1, (n,), generator=gen)
+    rows = (torch.arange(h)[None, :] + dy[:, None])[:, None, :, None]
+    cols = (torch.arange(w)[None, :] + dx[:, None])[:, None, None, :]
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+@pytest.mark.parametrize("shape,max_px", [((64, 1, 28, 28), 2), ((16, 3, 32, 32), 4), ((5, 2, 7, 9), 1)])
+def test_translation_matches_a_per_pixel_gather(mode, shape, max_px):
+    x = torch.randn(shape)
+    out = random_translate(x, max_px, torch.Generator().manual_seed(3), mode)
+    ref = _translate_by_pixel_indices(x, max_px, torch.Generator().manual_seed(3), mode)
+    assert out.shape == x.shape and torch.equal(out, ref)
+    assert not torch.equal(out, x)  # the images did move
+
+
 def test_affine_augmentation_rotates_each_image_its_own_way_over_its_background():
     from workers.cnn.augment import apply, random_affine
 
