@@ -34,6 +34,14 @@ class TrainConfig:
     shift_px: int = 1                   # largest shift of the "shift" augmentation, in pixels
     warmup: float = 0.25                # fraction of the steps spent rising to the peak lr
     seed: int = 1
+    bf16: bool | None = None            # bf16 autocast (None: on CUDA only)
+    channels_last: bool | None = None   # channels-last images and weights (None: on CUDA only)
+
+    def fast_paths(self, device: torch.device) -> tuple[bool, bool]:
+        """(bf16 autocast, channels-last) on ``device``: the GPU paths, which tests also force on CPU."""
+        cuda = device.type == "cuda"
+        return (cuda if self.bf16 is None else self.bf16,
+                cuda if self.channels_last is None else self.channels_last)
 
 
 @dataclass
@@ -82,8 +90,8 @@ class LoopState:
     history: list[dict] = field(default_factory=list)
 
 
-def autocast_for(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+def autocast_for(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -139,6 +147,7 @@ def train_epoch_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: 
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + state.epoch))
     perm = perm.to(device)
     gen = torch.Generator().manual_seed((cfg.seed * 7919 + state.epoch) * 131 + rank)
+    bf16, channels_last = cfg.fast_paths(device)
     model.train()
     loss_sum = torch.zeros((), device=device)
     t0 = time.perf_counter()
@@ -148,9 +157,9 @@ def train_epoch_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: 
             g["lr"] = lr
         idx = perm[s * gbs + rank * per: s * gbs + (rank + 1) * per]
         xb = aug.apply(data.batch(idx), cfg.augment, shift_px=cfg.shift_px, gen=gen)
-        if device.type == "cuda":
+        if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast_for(device):
+        with autocast_for(device, bf16):
             loss = F.cross_entropy(model(xb), data.y[idx], label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -164,17 +173,20 @@ def train_epoch_steps(model: torch.nn.Module, opt: torch.optim.Optimizer, data: 
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, data: DeviceData, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted class, softmax probabilities) for every image of ``data``, in eval mode."""
+def predict(model: torch.nn.Module, data: DeviceData, batch_size: int = 1024,
+            fast_paths: tuple[bool, bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, softmax probabilities) for every image of ``data``, in eval mode; ``fast_paths`` =
+    (bf16 autocast, channels-last) as ``TrainConfig.fast_paths`` gives them (default: on CUDA only)."""
     model.eval()
     device = data.x.device
+    bf16, channels_last = fast_paths if fast_paths is not None else TrainConfig().fast_paths(device)
     preds, probs = [], []
     for start in range(0, len(data), batch_size):
         idx = torch.arange(start, min(start + batch_size, len(data)), device=device)
         xb = data.batch(idx)
-        if device.type == "cuda":
+        if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with autocast_for(device):
+        with autocast_for(device, bf16):
             p = torch.softmax(model(xb).float(), dim=1)
         preds.append(p.argmax(1).cpu().numpy())
         probs.append(p.cpu().numpy())

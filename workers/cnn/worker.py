@@ -89,7 +89,7 @@ class CnnWorker:
             self.heldout = DeviceData.from_numpy(hx, hy, meta["mean"], meta["std"], self.device)
         torch.manual_seed(self.cfg.seed)  # the same initial weights on every rank
         self.model = build_model(model_args).to(self.device)
-        if self.device.type == "cuda":
+        if self.cfg.fast_paths(self.device)[1]:
             self.model = self.model.to(memory_format=torch.channels_last)
         loaded = None
         if weights and not resume_dir:
@@ -153,7 +153,7 @@ class CnnWorker:
 
     def evaluate(self) -> dict:
         """Rank 0: accuracy on the held-out images and the predictions."""
-        preds, _ = predict(self.model, self.heldout)
+        preds, _ = predict(self.model, self.heldout, fast_paths=self.cfg.fast_paths(self.device))
         y = self.heldout.y.cpu().numpy()
         return {"accuracy": float((preds == y).mean()), "preds": preds.astype(np.int64).tolist()}
 
