@@ -148,14 +148,18 @@ class CnnWorker:
                   "thread_cpu_seconds": float(loss[3])}
         if evaluate and self.rank == 0:
             result["finite"] = self.weights_finite()
-            result["evaluation"] = self.evaluate() if result["finite"] else None
+            result["evaluation"] = self.evaluate(with_preds=False) if result["finite"] else None
         yield result
 
-    def evaluate(self) -> dict:
-        """Rank 0: accuracy on the held-out images and the predictions."""
+    def evaluate(self, with_preds: bool = True) -> dict:
+        """Rank 0: accuracy on the held-out images, and the predictions with ``with_preds`` (the final
+        report's confusion matrix; the per-epoch evaluation sends back the accuracy alone)."""
         preds, _ = predict(self.model, self.heldout, fast_paths=self.cfg.fast_paths(self.device))
         y = self.heldout.y.cpu().numpy()
-        return {"accuracy": float((preds == y).mean()), "preds": preds.astype(np.int64).tolist()}
+        out = {"accuracy": float((preds == y).mean())}
+        if with_preds:
+            out["preds"] = preds.astype(np.int64).tolist()
+        return out
 
     def weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
