@@ -411,7 +411,7 @@ class RemoteModels:
                       lambda svc, key=key: svc.delete_tags(ref, [key]))
 
     def similar(self, ref: str, word: str, top: int) -> list[tuple[str, float]]:
-        """(word, cosine) pairs, as ModelService.similar (cosines as the API gives them: 6 decimals)."""
+        """(word, cosine) pairs, as ModelService.similar (the cosines as computed)."""
         return self._pairs(f"/api/models/{quote(ref, safe='')}/similar", lambda svc: svc.similar(ref, word, top),
                            word=word, top=top)
 

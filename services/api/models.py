@@ -114,7 +114,9 @@ def delete(request: Request, ref: str, force: bool = False, who: Principal = Dep
 
 
 def _pairs(pairs) -> list[dict]:
-    return [{"word": w, "similarity": round(float(s), 6)} for w, s in pairs]
+    """(word, cosine) as computed: a client rounds for display, and rounding here too would round twice
+    (0.1234498 -> 0.123450 -> "0.1235" where the CLI prints "0.1234" directly)."""
+    return [{"word": w, "similarity": float(s)} for w, s in pairs]
 
 
 @router.get("/models/{ref}/similar", summary="The words nearest to a word (cosine)")

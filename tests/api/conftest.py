@@ -107,16 +107,23 @@ def create_tokens(settings: Settings, **users: bool) -> dict[str, str]:
         return {user: svc.create(user, admin=admin)[0] for user, admin in users.items()}
 
 
-def register_word2vec(settings: Settings, name: str = "vecs", words: int = 60, dim: int = 8) -> str:
-    """A small word2vec version in the registry with real files (topic words near each other)."""
+def register_word2vec(settings: Settings, name: str = "vecs", words: int = 60, dim: int = 8,
+                      given: tuple[list[str], np.ndarray] | None = None) -> str:
+    """A small word2vec version in the registry with real files (topic words near each other), or with
+    the ``given`` (words, vectors)."""
     from services.registry import Database
     from shared.artifacts import ArtifactStore
     from workers.word2vec.model import Word2VecModel
 
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(3, dim))
-    vocab = [f"{t}{i}" for i in range(words // 3) for t in ("cat", "car", "sun")]
-    vectors = np.stack([centres[("cat", "car", "sun").index(w[:3])] + 0.05 * rng.normal(size=dim) for w in vocab])
+    if given is not None:
+        vocab, vectors = given
+        dim = vectors.shape[1]
+    else:
+        rng = np.random.default_rng(0)
+        centres = rng.normal(size=(3, dim))
+        vocab = [f"{t}{i}" for i in range(words // 3) for t in ("cat", "car", "sun")]
+        vectors = np.stack([centres[("cat", "car", "sun").index(w[:3])] + 0.05 * rng.normal(size=dim)
+                            for w in vocab])
     paths = Word2VecModel(vocab, vectors).save(Path(settings.artifacts) / "models" / secrets.token_hex(4))
     store = ArtifactStore(settings.artifacts)
     with Database(settings.db_url) as db:

@@ -61,6 +61,23 @@ def test_a_read_prints_the_same_through_the_server(sides, args):
     same(run(local, *args), run(remote, *args))
 
 
+def test_a_similarity_on_a_rounding_edge_prints_the_same_through_the_server(api, sides):
+    """The server once sent similarities rounded to 6 decimals and the client printed those to 4: a cosine
+    of 0.1234498 printed 0.1234 directly and 0.1235 (0.123450 -> 0.1235) through the server (CI, 12-06,
+    `analogy` in tests/test_word2vec_cli.py). The API now sends the cosine as computed."""
+    import numpy as np
+
+    local, remote, *_ = sides
+    x = np.float32(0.12344980239868164)  # cos(a, b) as kiln computes it: this float32, just under 0.12345
+    vectors = np.array([[1, 0], [x, np.sqrt(np.float32(1) - x * x)], [0, 1]], dtype=np.float32)
+    ref = register_word2vec(api.settings, "edge-vecs", given=(["a", "b", "c"], vectors))
+    here = run(local, "similar", ref, "a", "--top", "1")
+    assert here == (0, "  0.1234  b\n", "")
+    same(here, run(remote, "similar", ref, "a", "--top", "1"))
+    for args in (["similar", ref, "a", "--json"], ["analogy", ref, "a", "b", "c"], ["analogy", ref, "a", "b", "c", "--json"]):
+        same(run(local, *args), run(remote, *args))
+
+
 def test_submit_through_the_server_stores_the_job_the_direct_path_would(sides):
     """A successful direct submit needs Ray here (it starts the stack), so the stored job is compared
     instead: the one submitted through the server reads the same as one submitted by the JobService.
