@@ -12,6 +12,7 @@ from services.backends import Backends
 from services.jobs import JobService
 from services.models import ModelService
 from shared import keys
+from tests.conftest import write_corpus
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -74,9 +75,11 @@ def test_no_word_reaches_min_count_fails_cleanly(svc, tmp_path, cluster_settings
     assert svc.b.db.models.list_versions() == []
 
 
-def test_cancel_queued_and_running(svc, small_corpus, cluster_settings):
-    # fill the cluster (3 CPUs) with a long job, so the next one waits in the queue
-    long = svc.submit(svc.validate(w2v(small_corpus, name="long", params={"epochs": 200},
+def test_cancel_queued_and_running(svc, small_corpus, cluster_settings, tmp_path):
+    # fill the cluster (3 CPUs) with a long job, so the next one waits in the queue: long enough on any
+    # machine to be cancelled while it runs (200 epochs of small_corpus once finished before the cancel)
+    corpus = write_corpus(tmp_path / "long.txt", sentences=20000)
+    long = svc.submit(svc.validate(w2v(corpus, name="long", params={"epochs": 1000},
                                        resources={"workers": 3, "cpus_per_worker": 1})))
     queued = svc.submit(svc.validate(w2v(small_corpus, name="waiting")))
     deadline = time.time() + 120

@@ -100,7 +100,7 @@ def test_jobs_and_models_pages_follow_a_job_to_succeeded(browser, cluster_settin
 
         # cancel from the page: a long job, cancelled by its owner's button
         long = server.post("/api/jobs", token=tokens["alice"],
-                           json={**spec, "name": "long", "params": {**spec["params"], "epochs": 500}}).json()
+                           json={**spec, "name": "long", "params": {**spec["params"], "epochs": 1000}}).json()
         browser.get(f"{server.url}/jobs/{long['id']}")
         browser.find_element(By.ID, "cancel").click()
         wait_for(browser, lambda d: text_of(d, "f-state") == "CANCELLED", 30, "the cancel button to cancel")
